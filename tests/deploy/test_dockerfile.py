@@ -1,8 +1,8 @@
 """The Dockerfile (DESIGN §11): linted, and its build steps run for real in a virtualenv.
 
-There is no Docker engine on CI machines, so the build stage's `RUN` steps are executed here with the
-image paths mapped into a temporary directory: if `pip install .` or the smoke check would fail in the
-image, this test fails too.
+There is no Docker engine on CI machines, so the build stage's `RUN` steps are executed here with
+the image paths mapped into a temporary directory: if `pip install .` or the smoke check would fail
+in the image, this test fails too.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def test_build_stage_steps_install_a_working_pdp(tmp_path: Path) -> None:
             for name in sources:
                 origin = ROOT / name
                 if origin.is_dir():
-                    shutil.copytree(origin, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+                    ignore = shutil.ignore_patterns("__pycache__")
+                    shutil.copytree(origin, src / name, ignore=ignore)
                 else:
                     shutil.copy2(origin, src / name)
         elif keyword == "RUN":
@@ -85,7 +86,8 @@ def test_build_stage_steps_install_a_working_pdp(tmp_path: Path) -> None:
                 ["sh", "-ec", command], cwd=src, env=env, capture_output=True, text=True,
                 timeout=600,
             )
-            assert result.returncode == 0, f"RUN {args}\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            output = result.stdout[-2000:] + result.stderr[-2000:]
+            assert result.returncode == 0, f"RUN {args}\n{output}"
     version = subprocess.run(
         [str(prefix / "bin" / "pdp"), "--version"], capture_output=True, text=True, check=True
     )

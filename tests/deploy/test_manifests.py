@@ -1,4 +1,4 @@
-"""Kubernetes manifests (DESIGN §11): valid against the Kubernetes schemas, offline, and safe by default."""
+"""Kubernetes manifests (DESIGN §11): schema-valid offline, and safe by default."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _containers() -> Iterator[dict[str, Any]]:
 
 @pytest.mark.parametrize(("name", "doc"), DOCS, ids=[name for name, _ in DOCS])
 def test_manifest_is_valid_against_the_kubernetes_schema(name: str, doc: dict[str, Any]) -> None:
-    """Every manifest validates strictly (no unknown fields) against the Kubernetes OpenAPI schema."""
+    """Every manifest validates strictly (no unknown fields) against the Kubernetes schema."""
     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
@@ -62,7 +62,7 @@ def test_sidecar_decision_ports_stay_on_loopback() -> None:
 
 
 def test_every_container_is_locked_down_and_has_resources() -> None:
-    """Non-root, read-only root filesystem, no privilege escalation, resource requests and limits."""
+    """Read-only root filesystem, no privilege escalation, resource requests and limits."""
     for container in _containers():
         security = container["securityContext"]
         assert security["readOnlyRootFilesystem"] is True, container["name"]
