@@ -1,0 +1,291 @@
+"""The sidecar's localhost HTTP API (DESIGN §7.2), built by :func:`make_app`.
+
+OPA-compatible where OPA has the same endpoint: ``POST /v1/data/{path}`` takes ``{"input": ...}``
+and answers ``{"result": ..., "decision_id": ...}``; a path no query lives at answers 200 with no
+``result``; a missing ``input`` key answers with OPA's ``api_usage_warning``. The handlers are thin:
+they frame JSON, call :meth:`Engine.decide`, and let :mod:`pdp.sidecar.http_errors` map failures.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from pdp import __version__
+from pdp.runtime import ActiveBundle, Engine
+from pdp.runtime.errors import NotReadyError
+from pdp.runtime.metrics import RuntimeMetrics
+from pdp.sidecar.errors import BodyTooLargeError, MalformedBodyError, NestingTooDeepError
+from pdp.sidecar.http_errors import Handler, error_middleware, json_error
+
+MAX_JSON_DEPTH = 64
+ONE_MIB = 1024 * 1024
+
+BundleSync = Callable[[], None]
+"""Asks the bundle source for an immediate fetch and returns at once."""
+
+
+class DataPath(NamedTuple):
+    """What one ``/v1/data`` path answers: the engine query and how the result is shaped."""
+
+    query: str
+    shape: Callable[[dict[str, Any]], Any]
+
+
+def _whole(decision: dict[str, Any]) -> Any:
+    return decision
+
+
+def _allowed(decision: dict[str, Any]) -> Any:
+    return decision.get("allowed") is True
+
+
+DATA_PATHS: Mapping[str, DataPath] = {
+    "policyengine/validate_service": DataPath("validate_service", _whole),
+    "policyengine/check_access": DataPath("check_access", _whole),
+    "policyengine/validate_consumption": DataPath("validate_consumption", _whole),
+    "policyengine/authorize_http": DataPath("authorize_http", _whole),
+    "policyengine/allow": DataPath("check_access", _allowed),
+}
+
+MISSING_INPUT_WARNING = {
+    "code": "api_usage_warning",
+    "message": "'input' key missing from the request",
+}
+
+ENGINE = web.AppKey("engine", Engine)
+BUNDLE_SYNC = web.AppKey("bundle_sync", BundleSync)
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+CLOCK_NS = web.AppKey("clock_ns", Callable[[], int])
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedBodyError(f"invalid JSON: {name} is not a JSON value")
+
+
+def _check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise NestingTooDeepError if arrays/objects nest deeper than ``limit`` levels."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise NestingTooDeepError(f"JSON nesting exceeds {limit} levels")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values() if _is_container(child))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if _is_container(child))
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, dict | list)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """Read the body as one JSON object within the size and nesting limits; empty means ``{}``."""
+    limit = request.app[MAX_BODY_BYTES]
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLargeError(f"request body of {request.content_length} bytes exceeds {limit}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BodyTooLargeError(f"request body exceeds {limit} bytes") from None
+    if not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise NestingTooDeepError(f"JSON nesting exceeds {MAX_JSON_DEPTH} levels") from None
+    except UnicodeDecodeError as exc:
+        raise MalformedBodyError(f"body is not UTF-8 text: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedBodyError(f"invalid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise MalformedBodyError(f"the body must be a JSON object, got {type(parsed).__name__}")
+    _check_depth(parsed)
+    return parsed
+
+
+def json_response(body: Any, *, status: int = 200, pretty: bool = False) -> web.Response:
+    """A JSON answer; ``pretty`` indents it (OPA's ``?pretty``)."""
+    text = json.dumps(body, indent=2) if pretty else json.dumps(body, separators=(",", ":"))
+    return web.Response(status=status, text=text, content_type="application/json")
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    """OPA's boolean query parameters: present without a value, or anything but false/0."""
+    value = request.query.get(name)
+    return value is not None and value.lower() not in {"false", "0"}
+
+
+async def post_data(request: web.Request) -> web.Response:
+    """``POST /v1/data/{path}``: evaluate the query at ``path`` on the envelope's ``input``."""
+    started = request.app[CLOCK_NS]()
+    envelope = await read_json_object(request)
+    pretty = _flag(request, "pretty")
+    target = DATA_PATHS.get(request.match_info["path"].strip("/"))
+    if target is None:
+        return json_response({}, pretty=pretty)  # OPA: an undefined document has no result
+    if "input" not in envelope:
+        return json_response({"warning": MISSING_INPUT_WARNING}, pretty=pretty)
+    explain = request.query.get("explain", "off").lower() not in {"off", "false", "0"}
+    engine = request.app[ENGINE]
+    decision = engine.decide(
+        target.query, envelope["input"], explain=explain, caller=f"http:{request.remote or ''}"
+    )
+    answer: dict[str, Any] = {
+        "result": target.shape(decision),
+        "decision_id": decision["decision_id"],
+    }
+    if explain:
+        answer["explanation"] = decision.get("explain", [])
+    if _flag(request, "provenance"):
+        answer["provenance"] = {
+            "version": __version__,
+            "bundles": {"main": {"revision": decision.get("bundle_revision")}},
+        }
+    if _flag(request, "metrics"):
+        answer["metrics"] = {"timer_server_handler_ns": request.app[CLOCK_NS]() - started}
+    return json_response(answer, pretty=pretty)
+
+
+def _active(request: web.Request) -> ActiveBundle:
+    # Read the reference once: the answer comes from one snapshot even if a reload swaps it.
+    active = request.app[ENGINE].active
+    if active is None:
+        raise NotReadyError("no bundle is active yet", state="starting")
+    return active
+
+
+async def list_policies(request: web.Request) -> web.Response:
+    """``GET /v1/policies``: the active bundle's policy documents, in bundle order."""
+    active = _active(request)
+    policies = [policy.model_dump(mode="json") for policy in active.policy_set.policies]
+    return json_response(
+        {"result": policies, "bundle_revision": active.revision}, pretty=_flag(request, "pretty")
+    )
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    """``GET /v1/policies/{id}``: one policy document of the active bundle, or 404."""
+    policy_id = request.match_info["policy_id"]
+    active = _active(request)
+    policy = active.policy_set.get(policy_id)
+    if policy is None:
+        message = f"no policy {policy_id!r} in the active bundle"
+        return json_error(404, "resource_not_found", message)
+    return json_response(
+        {"result": policy.model_dump(mode="json"), "bundle_revision": active.revision},
+        pretty=_flag(request, "pretty"),
+    )
+
+
+async def get_status(request: web.Request) -> web.Response:
+    """``GET /v1/status``: health state, revision, sequence, age, last errors, keyring ids."""
+    return json_response({"result": request.app[ENGINE].status()}, pretty=_flag(request, "pretty"))
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text exposition of the injected registry."""
+    body = generate_latest(request.app[METRICS_REGISTRY])
+    answer = web.Response(body=body)
+    answer.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return answer
+
+
+async def health_live(request: web.Request) -> web.Response:
+    """``GET /health/live``: the process serves HTTP (it says nothing about bundles)."""
+    return json_response({"status": "live"})
+
+
+async def health_ready(request: web.Request) -> web.Response:
+    """``GET /health/ready``: 200 when decisions can be answered, else 503 with the state."""
+    engine = request.app[ENGINE]
+    state = engine.status().get("state")
+    if engine.ready():
+        return json_response({"status": "ready", "state": state})
+    return json_response({"status": "not_ready", "state": state}, status=503)
+
+
+async def health_opa(request: web.Request) -> web.Response:
+    """``GET /health`` as OPA: ``?bundles`` (or ``?plugins``) also requires an active bundle."""
+    wants_bundles = "bundles" in request.query or "plugins" in request.query
+    if wants_bundles and not request.app[ENGINE].ready():
+        return json_response({"error": "not all bundles have been activated"}, status=503)
+    return json_response({})
+
+
+async def sync_bundles(request: web.Request) -> web.Response:
+    """``POST /v1/bundles/sync`` (loopback callers only): ask the source to fetch now (202)."""
+    if not _is_loopback(request.remote):
+        return json_error(403, "forbidden", "bundle sync is accepted from localhost only")
+    sync = request.app.get(BUNDLE_SYNC)
+    if sync is None:
+        return json_error(409, "not_supported", "this sidecar has no bundle source to sync")
+    sync()
+    return json_response({"result": {"sync": "requested"}}, status=202)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if remote is None:
+        return False
+    try:
+        return ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False  # a Unix socket peer or an unparsable address: not a loopback TCP caller
+
+
+def _metrics_middleware(metrics: RuntimeMetrics) -> Any:
+    # Label lookups cost more than the increment; the set of (route, code) pairs is small.
+    children: dict[tuple[str, int], Any] = {}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        answer = await handler(request)
+        resource = request.match_info.route.resource
+        key = (resource.canonical if resource is not None else "unmatched", answer.status)
+        child = children.get(key)
+        if child is None:
+            child = children[key] = metrics.http_requests.labels(key[0], str(key[1]))
+        child.inc()
+        return answer
+
+    return middleware
+
+
+def make_app(
+    engine: Engine,
+    *,
+    metrics: RuntimeMetrics,
+    bundle_sync: BundleSync | None = None,
+    max_body_bytes: int = ONE_MIB,
+    clock_ns: Callable[[], int] = time.perf_counter_ns,
+) -> web.Application:
+    """Build the HTTP app over ``engine``; ``metrics`` counts requests and backs ``/metrics``."""
+    # The error middleware is inner so the request counter sees the mapped status code.
+    app = web.Application(
+        client_max_size=max_body_bytes,
+        middlewares=[_metrics_middleware(metrics), error_middleware],
+    )
+    app[ENGINE] = engine
+    app[METRICS_REGISTRY] = metrics.registry
+    app[MAX_BODY_BYTES] = max_body_bytes
+    app[CLOCK_NS] = clock_ns
+    if bundle_sync is not None:
+        app[BUNDLE_SYNC] = bundle_sync
+    app.router.add_post("/v1/data/{path:.*}", post_data)
+    app.router.add_get("/v1/policies", list_policies)
+    app.router.add_get("/v1/policies/{policy_id}", get_policy)
+    app.router.add_get("/v1/status", get_status)
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/health/live", health_live)
+    app.router.add_get("/health/ready", health_ready)
+    app.router.add_get("/health", health_opa)
+    app.router.add_post("/v1/bundles/sync", sync_bundles)
+    return app

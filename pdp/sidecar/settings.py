@@ -1,0 +1,215 @@
+"""Configuration of one sidecar process (`pdp run`), parsed once at the entry point.
+
+Three layers, each overriding the one before it (DESIGN §2):
+
+1. a YAML file (``--config FILE`` or ``PDP_CONFIG``), whose keys are the field names below;
+2. environment variables ``PDP_<FIELD>`` (lists as JSON, e.g. ``PDP_VERIFICATION_KEY='["k.pem"]'``);
+3. command-line flags that were actually given.
+
+The result is one frozen :class:`RunSettings` passed down explicitly; nothing reads the environment
+or the file again after :func:`load_settings` returns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from pdp.sidecar.errors import ConfigError
+
+StaleAction = Literal["serve", "fail_closed", "fail_open"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+ONE_MIB = 1024 * 1024
+
+
+class ListenAddress(NamedTuple):
+    """A host and TCP port to bind; port 0 asks the kernel for a free one."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen_address(text: str) -> ListenAddress:
+    """Parse ``HOST:PORT`` (``[v6]:PORT`` for IPv6); raise ValueError naming what is wrong."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host.removeprefix("[").removesuffix("]")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be an integer in 0..65535, got {port_text!r}")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"host must be an IP address or 'localhost', got {host!r}") from None
+    return ListenAddress(host, int(port_text))
+
+
+class RunSettings(BaseSettings):
+    """Every option of `pdp run`; the field descriptions are the `--help` text."""
+
+    model_config = SettingsConfigDict(env_prefix="PDP_", extra="forbid", frozen=True)
+
+    bundle: Path | None = Field(
+        default=None, description="bundle to serve: a .tar.gz or a directory, watched for changes"
+    )
+    bundle_url: str | None = Field(
+        default=None, description="bundle server URL of the control plane (long-polled)"
+    )
+    bundle_token_file: Path | None = Field(
+        default=None, description="file with the bearer token for --bundle-url (re-read each time)"
+    )
+    bundle_ca_file: Path | None = Field(
+        default=None, description="CA certificate file for an https --bundle-url"
+    )
+    verification_key: list[Path] = Field(
+        default_factory=list,
+        description="public key file (key id = file stem) or directory of *.pem/*.jwk; repeatable",
+    )
+    revoked_key_ids: list[str] = Field(
+        default_factory=list, description="key ids never to trust, even if their key is present"
+    )
+    http_addr: str = Field(default="127.0.0.1:8181", description="HTTP listen address")
+    grpc_addr: str = Field(default="127.0.0.1:50051", description="gRPC listen address")
+    persist_dir: Path | None = Field(
+        default=None, description="directory for the last-known-good bundle (cold start offline)"
+    )
+    max_bundle_age: float | None = Field(
+        default=None, gt=0, description="seconds a bundle stays fresh without its source confirming it"
+    )
+    stale_action: StaleAction = Field(
+        default="serve", description="what a stale bundle does to decisions and readiness"
+    )
+    allow_downgrade: bool = Field(
+        default=False, description="accept a bundle whose sequence is lower than the active one"
+    )
+    insecure_skip_verification: bool = Field(
+        default=False, description="INSECURE: load bundles without checking signatures"
+    )
+    decision_log: str = Field(
+        default="none", description="decision log sink: none, stdout, or a file path (JSON lines)"
+    )
+    decision_log_mask: list[str] = Field(
+        default_factory=list,
+        description="JSON pointers masked in logged decisions (e.g. /input/request_payload)",
+    )
+    log_level: LogLevel = Field(default="info", description="least severe log level written")
+    max_body_bytes: int = Field(
+        default=ONE_MIB, ge=1024, description="largest accepted HTTP request body in bytes"
+    )
+    shutdown_grace: float = Field(
+        default=10.0, gt=0, description="seconds in-flight requests get to finish on SIGTERM"
+    )
+    dev: bool = Field(
+        default=False, description="serve the built-in bundle signed with a local development key"
+    )
+
+    @field_validator("http_addr", "grpc_addr")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_bundle_source(self) -> RunSettings:
+        sources = [
+            name
+            for name, given in (
+                ("bundle", self.bundle is not None),
+                ("bundle_url", self.bundle_url is not None),
+                ("dev", self.dev),
+            )
+            if given
+        ]
+        if len(sources) != 1:
+            found = ", ".join(sources) or "none"
+            raise ValueError(f"exactly one of bundle, bundle_url, dev is required (got {found})")
+        if not self.dev and not self.verification_key and not self.insecure_skip_verification:
+            raise ValueError(
+                "verification_key is required (or insecure_skip_verification, never in production)"
+            )
+        if self.bundle_token_file is not None and self.bundle_url is None:
+            raise ValueError("bundle_token_file only applies with bundle_url")
+        return self
+
+    @property
+    def http_listen(self) -> ListenAddress:
+        """The parsed HTTP listen address."""
+        return parse_listen_address(self.http_addr)
+
+    @property
+    def grpc_listen(self) -> ListenAddress:
+        """The parsed gRPC listen address."""
+        return parse_listen_address(self.grpc_addr)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings merges the layers itself so that it can name the source of a bad value;
+        # constructing the model only validates what it was given.
+        return (init_settings,)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
+    unknown = sorted(str(key) for key in raw if key not in RunSettings.model_fields)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown option(s): {', '.join(unknown)}")
+    return {str(key): value for key, value in raw.items()}
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        parts.append(f"{field}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(flags: Mapping[str, Any], config_file: Path | None = None) -> RunSettings:
+    """Merge config file, ``PDP_*`` environment and given flags (in that order) and validate.
+
+    ``flags`` holds only options the user actually typed. Raises :class:`ConfigError` with a
+    message naming the offending option.
+    """
+    env = EnvSettingsSource(RunSettings)()
+    env_config = os.environ.get("PDP_CONFIG")
+    path = config_file or (Path(env_config) if env_config else None)
+    layered: dict[str, Any] = _read_config_file(path) if path is not None else {}
+    layered.update(env)
+    layered.update(flags)
+    try:
+        return RunSettings(**layered)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
