@@ -1,0 +1,189 @@
+"""HTTP decision throughput: `pdp run` vs a bare aiohttp JSON echo server, in the same run.
+
+Both servers are pinned to one core (``taskset``); ``wrk`` runs on the other core with 64
+connections and POSTs the same check_access envelope to each. Targets (DESIGN §12): pdp serves
+>= 80% of the echo server's requests/s, with p99 <= 10 ms.
+
+    .venv/bin/python bench/http.py [--duration 10] [--connections 64]
+
+Needs ``wrk`` (``apt-get install -y wrk``) and ``taskset``. Results are printed and written to
+``bench/results/http.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DECISION_PATH = "/v1/data/policyengine/check_access"
+ENVELOPE = {
+    "input": {
+        "user_id": "user-456",
+        "service_id": "svc-1",
+        "action": "consume",
+        "context": {"ip_address": "10.0.0.7"},
+    }
+}
+
+# wrk prints this JSON line in `done`, so nothing has to be scraped from its human report.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[%s]]
+done = function(summary, latency, requests)
+  io.write(string.format(
+    '{"requests": %%d, "duration_us": %%d, "errors": %%d, "non2xx": %%d, '
+    .. '"p50_us": %%d, "p99_us": %%d, "max_us": %%d}\\n',
+    summary.requests, summary.duration,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+ECHO_SERVER = """
+import sys
+from aiohttp import web
+
+async def echo(request):
+    return web.json_response(await request.json())
+
+app = web.Application()
+app.router.add_post("/{tail:.*}", echo)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (good enough for a benchmark on an idle machine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def answers_200(port: int, path: str, body: bytes) -> bool:
+    """POST ``body`` to ``path`` once and report whether the status line says 200.
+
+    A raw socket, because this file is named ``http.py``: run as a script, it shadows the
+    standard library's ``http`` package for anything (urllib, aiohttp) that imports it.
+    """
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(request)
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def wait_until_answering(port: int, path: str, body: bytes, timeout: float = 20.0) -> None:
+    """Poll until the server answers 200, or raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answers_200(port, path, body):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not answer {path} within {timeout} s")
+
+
+def run_wrk(
+    url: str, script: Path, *, duration: int, connections: int, core: int
+) -> dict[str, Any]:
+    """Run wrk pinned to ``core`` and return the JSON line its `done` hook printed."""
+    command = [
+        "taskset", "-c", str(core), "wrk", "-t", "1", "-c", str(connections),
+        "-d", f"{duration}s", "--timeout", "5s", "-s", str(script), url,
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"^\{.*\}$", output, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no summary:\n{output}")
+    result: dict[str, Any] = json.loads(match.group(0))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def measure(name: str, command: list[str], port: int, args: argparse.Namespace,
+            script: Path, cwd: Path) -> dict[str, Any]:
+    """Start one server pinned to the server core, warm it up, measure it, stop it."""
+    pinned = ["taskset", "-c", str(args.server_core), *command]
+    server = subprocess.Popen(pinned, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}{DECISION_PATH}"
+    try:
+        wait_until_answering(port, DECISION_PATH, json.dumps(ENVELOPE).encode())
+        run_wrk(url, script, duration=2, connections=args.connections, core=args.client_core)
+        result = run_wrk(
+            url, script, duration=args.duration, connections=args.connections,
+            core=args.client_core,
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    result["server"] = name
+    return result
+
+
+def main() -> int:
+    """Run both measurements and print the ratio against the targets."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--server-core", type=int, default=0)
+    parser.add_argument("--client-core", type=int, default=1)
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"bench/http.py needs {tool} (apt-get install -y {tool})", file=sys.stderr)
+            return 2
+    with tempfile.TemporaryDirectory(prefix="pdp-bench-http-") as tmp:
+        workdir = Path(tmp)
+        script = workdir / "post.lua"
+        script.write_text(WRK_SCRIPT % json.dumps(ENVELOPE))
+        echo_file = workdir / "echo_server.py"
+        echo_file.write_text(ECHO_SERVER)
+        echo_port, pdp_port = free_port(), free_port()
+        echo = measure("aiohttp echo", [sys.executable, str(echo_file), str(echo_port)],
+                       echo_port, args, script, workdir)
+        pdp = measure(
+            "pdp run --dev",
+            [sys.executable, "-m", "pdp", "run", "--dev", "--http-addr",
+             f"127.0.0.1:{pdp_port}", "--grpc-addr", "127.0.0.1:0", "--log-level", "warning"],
+            pdp_port, args, script, workdir,
+        )
+    ratio = pdp["rps"] / echo["rps"]
+    for row in (echo, pdp):
+        print(f"{row['server']:<16} {row['rps']:>9.0f} req/s  p50 {row['p50_us'] / 1000:.2f} ms  "
+              f"p99 {row['p99_us'] / 1000:.2f} ms  errors {row['errors']}  non-2xx {row['non2xx']}")
+    print(f"pdp / echo = {ratio:.2f} (target >= 0.80); pdp p99 = {pdp['p99_us'] / 1000:.2f} ms "
+          "(target <= 10 ms)")
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    summary = {"echo": echo, "pdp": pdp, "ratio": ratio, "connections": args.connections,
+               "duration_s": args.duration, "cpu_count": os.cpu_count()}
+    (results / "http.json").write_text(json.dumps(summary, indent=2))
+    ok = ratio >= 0.8 and pdp["p99_us"] <= 10_000 and pdp["errors"] == 0 and pdp["non2xx"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
