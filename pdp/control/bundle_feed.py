@@ -1,0 +1,136 @@
+"""The latest published bundle, kept in memory and current, and the long-polls waiting on it.
+
+A publish on any replica commits a ``NOTIFY pdp_bundles``; one dedicated LISTEN connection per
+replica hears it and reloads the latest bundle at once, which wakes every waiting long-poll within
+milliseconds. Notifications can be lost (the LISTEN connection drops, PostgreSQL restarts), so the
+feed also re-checks the latest sequence every few seconds and reconnects the listener when it is
+gone: a lost notification delays an update by seconds, never loses it (DESIGN §8.6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from pdp.control.bundle_store import BUNDLE_CHANNEL, BundleRecord, BundleStore
+from pdp.control.database import CONNECTION_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class BundleFeed:
+    """Holds the latest bundle; ``wait_for_change`` is the long-poll primitive."""
+
+    def __init__(self, dsn: str, store: BundleStore, *, recheck_seconds: float = 2.0) -> None:
+        self._dsn = dsn
+        self._store = store
+        self._recheck_seconds = recheck_seconds
+        self._latest: BundleRecord | None = None
+        # Replaced by a fresh event after every change; waiters hold the one current when they began.
+        self._changed = asyncio.Event()
+        self._refresh_lock = asyncio.Lock()
+        self._listener: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def latest(self) -> BundleRecord | None:
+        """The latest published bundle as last seen, or None before the first publish."""
+        return self._latest
+
+    @property
+    def listening(self) -> bool:
+        """Whether the LISTEN connection is up (status and tests)."""
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def start(self) -> None:
+        """Load the latest bundle, start listening and start the periodic re-check."""
+        await self._listen()
+        await self.refresh()
+        self._task = asyncio.create_task(self._recheck_forever(), name="pdp-bundle-feed")
+
+    async def close(self) -> None:
+        """Stop the re-check and close the LISTEN connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._pending):
+            task.cancel()
+        await self._close_listener()
+
+    async def refresh(self) -> None:
+        """Reload the latest bundle if a newer sequence exists, and wake waiters if it changed."""
+        async with self._refresh_lock:
+            known = self._latest.sequence if self._latest else 0
+            if await self._store.latest_sequence() == known:
+                return
+            latest = await self._store.latest()
+            if latest is None:
+                return
+            self._latest = latest
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    async def wait_for_change(self, etag: str | None, timeout: float) -> BundleRecord | None:
+        """The latest bundle as soon as its ETag differs from `etag`, or after `timeout` seconds.
+
+        Returns at once when the client's copy is already out of date; returns the unchanged latest
+        bundle (possibly None) when the timeout passes first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        while True:
+            event = self._changed
+            latest = self._latest
+            if latest is not None and latest.etag != etag:
+                return latest
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return latest
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return self._latest
+
+    async def _recheck_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._recheck_seconds)
+            try:
+                if not self.listening:
+                    await self._listen()
+                await self.refresh()
+            except CONNECTION_ERRORS + (asyncpg.PostgresError,) as exc:
+                log.warning("bundle feed: cannot reach PostgreSQL, retrying: %s", exc)
+
+    async def _listen(self) -> None:
+        await self._close_listener()
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=10)
+            await conn.add_listener(BUNDLE_CHANNEL, self._on_notify)
+        except CONNECTION_ERRORS + (asyncpg.PostgresError,) as exc:
+            log.warning("bundle feed: LISTEN connection failed, polling until it is back: %s", exc)
+            return
+        self._listener = conn
+
+    async def _close_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await conn.close(timeout=2)
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._refresh_quietly())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except CONNECTION_ERRORS + (asyncpg.PostgresError,) as exc:
+            log.warning("bundle feed: refresh after NOTIFY failed, the re-check will retry: %s", exc)

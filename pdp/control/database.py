@@ -1,0 +1,59 @@
+"""Opening the PostgreSQL pool the control plane shares between its HTTP and gRPC servers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from pdp.control.errors import StoreUnavailableError
+from pdp.control.migrations import apply_migrations
+
+# The exceptions that mean "the database is not there", as opposed to a bad statement.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # JSON columns come back as Python values, not strings, on every connection of the pool.
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
+                    migrate: bool = True) -> asyncpg.Pool:
+    """Open a pool on `dsn`, applying pending migrations first unless `migrate` is false."""
+    try:
+        if migrate:
+            conn = await asyncpg.connect(dsn, timeout=10)
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10
+        )
+    except CONNECTION_ERRORS as exc:
+        raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+    return pool
+
+
+@asynccontextmanager
+async def pool_for(dsn: str, **kwargs: Any) -> AsyncIterator[asyncpg.Pool]:
+    """`open_pool` as a context manager that closes the pool on exit."""
+    pool = await open_pool(dsn, **kwargs)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+

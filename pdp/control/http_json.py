@@ -1,0 +1,72 @@
+"""Reading JSON request bodies within the limits of DESIGN §10, and writing JSON answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from pdp.control.errors import BodyTooLargeError, RequestError
+from pdp.core import FieldError
+
+MAX_JSON_DEPTH = 64
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _reject_constant(name: str) -> Any:
+    raise RequestError(f"invalid JSON: {name} is not a JSON value")
+
+
+def check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse arrays and objects nested deeper than `limit` levels."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise RequestError(f"JSON nesting exceeds {limit} levels")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values()
+                         if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+
+
+async def read_json(request: web.Request, *, limit: int = MAX_BODY_BYTES) -> Any:
+    """The body parsed as JSON; RequestError (400) or BodyTooLargeError (413) when it is not."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLargeError(f"request body of {request.content_length} bytes exceeds {limit}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BodyTooLargeError(f"request body exceeds {limit} bytes") from None
+    if len(body) > limit:
+        raise BodyTooLargeError(f"request body of {len(body)} bytes exceeds {limit}")
+    if not body.strip():
+        raise RequestError("the request body is empty; expected JSON", [FieldError("", "empty")])
+    try:
+        parsed = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise RequestError(f"JSON nesting exceeds {MAX_JSON_DEPTH} levels") from None
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"the body is not UTF-8 text: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"invalid JSON: {exc}") from None
+    check_depth(parsed)
+    return parsed
+
+
+async def read_json_object(request: web.Request, *, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The body as a JSON object; RequestError if it is another JSON value."""
+    parsed = await read_json(request, limit=limit)
+    if not isinstance(parsed, dict):
+        raise RequestError(f"the body must be a JSON object, got {type(parsed).__name__}",
+                           [FieldError("", "expected an object")])
+    return parsed
+
+
+def json_response(body: Any, *, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer."""
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
+                        headers=headers)

@@ -1,0 +1,74 @@
+"""Every option of `pdp control`, parsed once at the entry point and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pdp.control.errors import ConfigurationError
+from pdp.sidecar.settings import ListenAddress, parse_listen_address
+
+ONE_MIB = 1024 * 1024
+
+
+class ControlSettings(BaseSettings):
+    """Options of the control-plane process; environment variables ``PDP_*`` fill in what flags
+    leave out, and the field descriptions are the `--help` text."""
+
+    model_config = SettingsConfigDict(env_prefix="PDP_", extra="forbid", frozen=True)
+
+    database_url: str = Field(description="PostgreSQL DSN, e.g. postgresql://user@host/db")
+    signing_key: Path = Field(description="private key that signs published bundles")
+    key_id: str = Field(description="key id written into each bundle's signature (kid)")
+    http_addr: str = Field(default="127.0.0.1:8282", description="admin API and bundle server")
+    grpc_addr: str = Field(default="127.0.0.1:50052", description="PolicyEngineService (gRPC)")
+    bundle_dir: Path | None = Field(
+        default=None, description="also write each published bundle atomically into this directory"
+    )
+    seed_dir: Path | None = Field(
+        default=None,
+        description="bundle source seeding an empty database (default: the built-in bundle)",
+    )
+    max_wait_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="longest `Prefer: wait=N` a bundle request is held"
+    )
+    recheck_seconds: float = Field(
+        default=2.0, gt=0, description="how often each replica re-checks the latest bundle"
+    )
+    max_body_bytes: int = Field(
+        default=ONE_MIB, ge=1024, description="largest accepted HTTP request body in bytes"
+    )
+    pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL connections per replica")
+
+    @field_validator("http_addr", "grpc_addr")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+    @property
+    def http_listen(self) -> ListenAddress:
+        """The HTTP listen address."""
+        return parse_listen_address(self.http_addr)
+
+    @property
+    def grpc_listen(self) -> ListenAddress:
+        """The gRPC listen address."""
+        return parse_listen_address(self.grpc_addr)
+
+
+def load_control_settings(flags: Mapping[str, Any]) -> ControlSettings:
+    """Settings from command-line flags (None means "not given") over ``PDP_*`` variables."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        return ControlSettings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'.'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(problems) from None
