@@ -1,0 +1,213 @@
+"""``.signatures.json``: one compact JWS over the list of every file's SHA-256 (OPA's shape).
+
+The JWS payload is ``{"files": [{"name", "hash", "algorithm": "SHA-256"}...], "iat", "iss",
+"scope"}`` and its header carries ``alg`` and ``kid``. Unlike OPA we hash the raw bytes of each
+file instead of canonicalised JSON: what is hashed is exactly what is read, with no room for two
+parsers to disagree. PyJWT does the JOSE work; this module decides what is acceptable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+
+from pdp.bundle.errors import KeyringError, SignatureError
+from pdp.bundle.keyring import Keyring
+from pdp.bundle.keys import ALGORITHMS, Algorithm, PrivateKey, key_matches, natural_algorithm
+
+SIGNATURES_FILE = ".signatures.json"
+HASH_ALGORITHM = "SHA-256"
+DEFAULT_ISSUER = "pdp"
+DEFAULT_SCOPE = "write"
+
+
+class Signer(Protocol):
+    """Makes the compact JWS of a bundle's signature payload."""
+
+    @property
+    def key_id(self) -> str:
+        """The ``kid`` written into the JWS header."""
+        ...
+
+    def sign(self, payload: Mapping[str, Any]) -> str:
+        """Return the compact JWS of ``payload``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JwsSigner:
+    """The default :class:`Signer`: PyJWT with an Ed25519, P-256 or RSA private key."""
+
+    private_key: PrivateKey
+    key_id: str
+    algorithm: Algorithm | None = None
+    """Defaults to the key's natural algorithm (EdDSA, ES256, or RS256 for RSA)."""
+
+    def __post_init__(self) -> None:
+        alg = self.effective_algorithm
+        if not key_matches(alg, self.private_key):
+            raise KeyringError(
+                "alg_key_mismatch", f"algorithm {alg} cannot sign with this kind of key"
+            )
+
+    @property
+    def effective_algorithm(self) -> Algorithm:
+        """The algorithm this signer uses."""
+        return self.algorithm or natural_algorithm(self.private_key)
+
+    def sign(self, payload: Mapping[str, Any]) -> str:
+        """Return the compact JWS of ``payload`` with header ``{alg, kid}``."""
+        return jwt.encode(
+            dict(payload),
+            self.private_key,
+            algorithm=self.effective_algorithm,
+            headers={"kid": self.key_id, "typ": None},
+        )
+
+
+def file_hash(data: bytes) -> str:
+    """Lower-case hex SHA-256 of a file's raw bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def signature_payload(
+    files: Mapping[str, bytes], *, iat: int, iss: str = DEFAULT_ISSUER, scope: str = DEFAULT_SCOPE
+) -> dict[str, Any]:
+    """The JWS payload listing every file of ``files`` (sorted by name) with its SHA-256."""
+    listed = [
+        {"name": name, "hash": file_hash(files[name]), "algorithm": HASH_ALGORITHM}
+        for name in sorted(files)
+        if name != SIGNATURES_FILE
+    ]
+    return {"files": listed, "iat": iat, "iss": iss, "scope": scope}
+
+
+def signatures_document(token: str) -> bytes:
+    """The bytes of a ``.signatures.json`` holding one JWS."""
+    return (json.dumps({"signatures": [token]}, indent=2) + "\n").encode()
+
+
+def sign_files(files: Mapping[str, bytes], signer: Signer, *, iat: int) -> bytes:
+    """Sign ``files`` and return the bytes of the ``.signatures.json`` to add to them."""
+    return signatures_document(signer.sign(signature_payload(files, iat=iat)))
+
+
+def read_signature(files: Mapping[str, bytes]) -> str:
+    """The one compact JWS of a bundle's ``.signatures.json``."""
+    raw = files.get(SIGNATURES_FILE)
+    if raw is None:
+        raise SignatureError(
+            "signature_missing", f"{SIGNATURES_FILE}: missing; the bundle is not signed",
+            file=SIGNATURES_FILE,
+        )
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise SignatureError(
+            "signature_malformed", f"{SIGNATURES_FILE}: not valid JSON ({exc})",
+            file=SIGNATURES_FILE,
+        ) from exc
+    signatures = doc.get("signatures") if isinstance(doc, dict) else None
+    if not isinstance(signatures, list) or not all(isinstance(s, str) for s in signatures):
+        raise SignatureError(
+            "signature_malformed",
+            f'{SIGNATURES_FILE}: must be {{"signatures": ["<compact JWS>"]}}',
+            file=SIGNATURES_FILE,
+        )
+    if len(signatures) != 1:
+        raise SignatureError(
+            "signature_count",
+            f"{SIGNATURES_FILE}: holds {len(signatures)} signatures; exactly one is required",
+            file=SIGNATURES_FILE,
+        )
+    token: str = signatures[0]
+    return token
+
+
+def verify_files(files: Mapping[str, bytes], keyring: Keyring) -> str:
+    """Check the bundle's signature and that it covers exactly ``files``; return the key id."""
+    token = read_signature(files)
+    payload, key_id = _verify_token(token, keyring)
+    _check_listing(payload, files)
+    return key_id
+
+
+def _refuse(reason: str, detail: str) -> SignatureError:
+    return SignatureError(reason, f"{SIGNATURES_FILE}: {detail}", file=SIGNATURES_FILE)
+
+
+def _verify_token(token: str, keyring: Keyring) -> tuple[Mapping[str, Any], str]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.DecodeError as exc:
+        raise _refuse("signature_malformed", f"the JWS cannot be decoded ({exc})") from exc
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise _refuse(
+            "alg_refused",
+            f"algorithm {alg!r} is not accepted (only {', '.join(ALGORITHMS)}; never none or HMAC)",
+        )
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise _refuse("signature_malformed", "the JWS header names no key id (kid)")
+    try:
+        key = keyring.key_for(kid)
+    except KeyringError as exc:
+        raise _refuse(exc.reason, str(exc)) from exc
+    if not key_matches(alg, key):
+        raise _refuse("alg_key_mismatch", f"algorithm {alg} does not match the type of key {kid!r}")
+    try:
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            options={"require": ["iat"], "verify_iat": False, "verify_exp": False},
+        )
+    except jwt.InvalidSignatureError as exc:
+        raise _refuse("signature_invalid", f"the signature by key {kid!r} does not verify") from exc
+    except jwt.InvalidTokenError as exc:
+        raise _refuse("signature_malformed", f"the JWS is invalid ({exc})") from exc
+    return payload, kid
+
+
+def _check_listing(payload: Mapping[str, Any], files: Mapping[str, bytes]) -> None:
+    listed = payload.get("files")
+    if not isinstance(listed, list):
+        raise _refuse("signature_malformed", "the JWS payload has no 'files' list")
+    expected: dict[str, str] = {}
+    for entry in listed:
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("name", "hash", "algorithm")
+        ):
+            raise _refuse("signature_malformed", "a 'files' entry lacks name, hash or algorithm")
+        name = entry["name"]
+        if entry["algorithm"] != HASH_ALGORITHM:
+            raise _refuse(
+                "hash_algorithm",
+                f"{name} is hashed with {entry['algorithm']!r}; only {HASH_ALGORITHM} is accepted",
+            )
+        if name in expected:
+            raise _refuse("signature_malformed", f"{name} is listed twice")
+        expected[name] = entry["hash"].lower()
+    for name in sorted(files):
+        if name == SIGNATURES_FILE:
+            continue
+        if name not in expected:
+            raise SignatureError(
+                "file_unlisted", f"{name}: present but not covered by the signature", file=name
+            )
+        if not hmac.compare_digest(file_hash(files[name]), expected[name]):
+            raise SignatureError(
+                "hash_mismatch", f"{name}: SHA-256 differs from the signed hash", file=name
+            )
+    for name in sorted(expected):
+        if name not in files:
+            raise SignatureError(
+                "file_missing", f"{name}: listed in the signature but absent", file=name
+            )

@@ -1,0 +1,151 @@
+"""Reading an unsigned source tree (what people edit) into the files of a bundle.
+
+A source directory holds ``policies/*.yaml|*.yml|*.json`` (one document each, any file name),
+``data.json``, nested ``data/<path>/data.json`` and ``tests/*.json``; anything else (a README,
+examples) is ignored. Policies become ``policies/<id>.json`` in canonical JSON so the bundle
+carries one format; data and test files are copied byte for byte after they parse.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pdp.bundle.archive import Limits
+from pdp.bundle.contents import (
+    DATA_FILE,
+    NESTED_DATA_DIR,
+    POLICIES_DIR,
+    TESTS_DIR,
+    BundleContents,
+    json_bytes,
+    load_json,
+    parse_contents,
+    parse_policy_document,
+)
+from pdp.bundle.errors import ContentError
+from pdp.bundle.manifest import DEFAULT_ROOTS, MANIFEST_FILE, Manifest, timestamp
+
+POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def read_source_dir(
+    root: Path,
+    *,
+    revision: str = "draft",
+    sequence: int = 1,
+    created_at: float | None = None,
+    expires_at: float | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    limits: Limits = Limits(),  # noqa: B008 - Limits is frozen, sharing the default is safe
+) -> BundleContents:
+    """Read a source tree into bundle contents (unsigned) with a manifest built from the arguments.
+
+    ``created_at`` (Unix seconds) defaults to the newest modification time of the files read, so
+    the same tree gives the same manifest; callers pass ``SOURCE_DATE_EPOCH`` when it is set.
+    """
+    if not root.is_dir():
+        raise ContentError("source_invalid", f"{root}: not a directory", file=str(root))
+    files, newest = source_files(root, limits)
+    manifest = Manifest(
+        revision=revision,
+        sequence=sequence,
+        roots=DEFAULT_ROOTS,
+        created_at=timestamp(created_at if created_at is not None else newest),
+        expires_at=timestamp(expires_at) if expires_at is not None else None,
+        metadata=dict(metadata or {}),
+    )
+    files[MANIFEST_FILE] = manifest.to_json_bytes()
+    return parse_contents(files)
+
+
+def source_files(root: Path, limits: Limits) -> tuple[dict[str, bytes], float]:
+    """The bundle files a source tree yields (no manifest), and the newest mtime among them."""
+    files: dict[str, bytes] = {}
+    reader = _SourceReader(root, limits)
+    owner: dict[str, str] = {}
+    for path in reader.listing(POLICIES_DIR, POLICY_SUFFIXES):
+        source = reader.name(path)
+        document = _load_policy(source, reader.read(path))
+        policy = parse_policy_document(document, source)
+        target = f"{POLICIES_DIR}/{policy.id}.json"
+        if target in files:
+            raise ContentError(
+                "policy_duplicate",
+                f"{source}: policy id {policy.id!r} is also defined in {owner[target]}",
+                file=source,
+            )
+        files[target], owner[target] = json_bytes(document), source
+    if (root / DATA_FILE).exists():
+        files[DATA_FILE] = reader.read_json(root / DATA_FILE, "data_invalid")
+    nested_root = root / NESTED_DATA_DIR
+    if nested_root.is_dir():
+        for path in sorted(nested_root.rglob(DATA_FILE)):
+            if path.parent != nested_root:
+                files[reader.name(path)] = reader.read_json(path, "data_invalid")
+    for path in reader.listing(TESTS_DIR, (".json",)):
+        files[reader.name(path)] = reader.read_json(path, "tests_invalid")
+    return files, reader.newest
+
+
+class _SourceReader:
+    """Reads source files with the bundle's size limits, tracking the newest mtime seen."""
+
+    def __init__(self, root: Path, limits: Limits) -> None:
+        self._root = root
+        self._limits = limits
+        self.newest = 0.0
+
+    def name(self, path: Path) -> str:
+        return path.relative_to(self._root).as_posix()
+
+    def listing(self, directory: str, suffixes: tuple[str, ...]) -> list[Path]:
+        folder = self._root / directory
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.suffix in suffixes and p.is_file())
+
+    def read(self, path: Path) -> bytes:
+        name = self.name(path)
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ContentError("source_invalid", f"{name}: not a regular file", file=name)
+        if info.st_size > self._limits.max_file_bytes:
+            raise ContentError(
+                "file_too_large",
+                f"{name}: {info.st_size} bytes is over the limit of {self._limits.max_file_bytes}",
+                file=name,
+            )
+        self.newest = max(self.newest, float(int(info.st_mtime)))
+        return path.read_bytes()
+
+    def read_json(self, path: Path, reason: str) -> bytes:
+        """Read a JSON file, checking that it parses; the raw bytes are what the bundle keeps."""
+        raw = self.read(path)
+        load_json(raw, file=self.name(path), reason=reason)
+        return raw
+
+
+def _load_policy(source: str, raw: bytes) -> object:
+    """Parse a policy file as JSON or YAML (one document), as plain JSON-compatible values."""
+    if source.endswith(".json"):
+        return load_json(raw, file=source, reason="policy_invalid")
+    try:
+        document = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ContentError(
+            "policy_invalid", f"{source}: not valid YAML ({exc})", file=source
+        ) from exc
+    try:
+        json_bytes(document)
+    except (TypeError, ValueError) as exc:
+        # YAML has types JSON lacks (timestamps, sets); a bundle must carry plain JSON.
+        raise ContentError(
+            "policy_invalid", f"{source}: holds a value JSON cannot represent ({exc})", file=source
+        ) from exc
+    return document
