@@ -1,0 +1,258 @@
+"""The decision log (DESIGN §7.4): one event per decision, masked, buffered, written in batches.
+
+The decision path only appends a small dict to a bounded deque. A background task drains it,
+removes the configured JSON pointers (RFC 6901) from each event, encodes JSON lines and hands them
+to a sink in a worker thread. When the buffer is full the *oldest* event is dropped and counted in
+``pdp_decision_logs_dropped_total{reason="buffer_full"}``; an event that cannot be masked with
+certainty is dropped (``reason="mask_error"``), never written unmasked. Masking applies to the log
+only: the answer the caller got is never touched, because masking copies along the masked path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from pdp.runtime.config import DecisionLogConfig
+from pdp.runtime.health import iso
+from pdp.runtime.metrics import RuntimeMetrics
+
+logger = logging.getLogger(__name__)
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class MaskingError(ValueError):
+    """A pointer ran into a value the masker cannot prove it masked (not JSON data)."""
+
+
+def parse_pointer(pointer: str) -> tuple[str, ...]:
+    """The reference tokens of an RFC 6901 JSON pointer (``"/a/b~1c"`` → ``("a", "b/c")``)."""
+    if pointer == "":
+        return ()
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
+
+
+def _without(doc: Any, tokens: Sequence[str]) -> tuple[Any, bool]:
+    """``doc`` with the value at ``tokens`` removed, copying only along the path."""
+    head, rest = tokens[0], tokens[1:]
+    if isinstance(doc, dict):
+        if head not in doc:
+            return doc, False
+        child, removed = (None, True) if not rest else _without(doc[head], rest)
+        if not removed:
+            return doc, False
+        copy = dict(doc)
+        if rest:
+            copy[head] = child
+        else:
+            del copy[head]
+        return copy, True
+    if isinstance(doc, list):
+        if not head.isdigit() or int(head) >= len(doc):
+            return doc, False
+        index = int(head)
+        child, removed = (None, True) if not rest else _without(doc[index], rest)
+        if not removed:
+            return doc, False
+        items = list(doc)
+        if rest:
+            items[index] = child
+        else:
+            del items[index]
+        return items, True
+    if isinstance(doc, _JSON_SCALARS):
+        return doc, False  # the path ends inside a scalar: there is nothing to mask
+    raise MaskingError(f"cannot mask inside a {type(doc).__name__}")
+
+
+def mask_event(event: dict[str, Any], pointers: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+    """A copy of ``event`` without the values at ``pointers``; lists them under ``erased``."""
+    erased: list[str] = []
+    masked: Any = event
+    for tokens in pointers:
+        if not tokens:
+            raise MaskingError("the empty pointer would erase the whole event")
+        masked, removed = _without(masked, tokens)
+        if removed:
+            erased.append("/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in tokens))
+    if erased:
+        masked = dict(masked)
+        masked["erased"] = erased
+    return dict(masked)
+
+
+class DecisionSink(Protocol):
+    """Where encoded decision events go; called from a worker thread, one batch at a time."""
+
+    def write(self, lines: Sequence[str]) -> None:
+        """Write JSON lines (each without its newline)."""
+        ...
+
+    def close(self) -> None:
+        """Release the sink's resources."""
+        ...
+
+
+class StreamSink:
+    """JSON lines to a text stream (standard output by default)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def write(self, lines: Sequence[str]) -> None:
+        """Write and flush the batch."""
+        stream = self._stream if self._stream is not None else sys.stdout
+        stream.write("".join(line + "\n" for line in lines))
+        stream.flush()
+
+    def close(self) -> None:
+        """Flush; the stream belongs to the caller and stays open."""
+        stream = self._stream if self._stream is not None else sys.stdout
+        stream.flush()
+
+
+class FileSink:
+    """JSON lines appended to a file, opened on first write."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._file: TextIO | None = None
+
+    def write(self, lines: Sequence[str]) -> None:
+        """Append and flush the batch."""
+        if self._file is None:
+            self._file = self._path.open("a", encoding="utf-8")
+        self._file.write("".join(line + "\n" for line in lines))
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def sink_for(config: DecisionLogConfig, stream: TextIO | None = None) -> DecisionSink | None:
+    """The sink a configuration names, or None when decision logging is off."""
+    if config.sink == "stdout":
+        return StreamSink(stream)
+    if config.sink == "file" and config.path is not None:
+        return FileSink(config.path)
+    return None
+
+
+class DecisionLog:
+    """A bounded buffer of decision events and the task that writes them to a sink."""
+
+    def __init__(self, config: DecisionLogConfig, *, sink: DecisionSink,
+                 metrics: RuntimeMetrics) -> None:
+        self._config = config
+        self._sink = sink
+        self._metrics = metrics
+        self._pointers = tuple(parse_pointer(p) for p in config.mask)
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._capacity = config.buffer_size
+        # Held only for the length check and append, so drop counting is exact across threads.
+        self._lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Queue one event (the decision path): O(1), never blocks on I/O."""
+        dropped = False
+        with self._lock:
+            if len(self._buffer) >= self._capacity:
+                self._buffer.popleft()
+                dropped = True
+            self._buffer.append(event)
+        if dropped:
+            self._metrics.decision_logs_dropped.labels("buffer_full").inc()
+
+    def __len__(self) -> int:
+        """Events waiting to be written."""
+        return len(self._buffer)
+
+    def start(self) -> None:
+        """Start the background writer on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="decision-log")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.flush_interval_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                # A sink error (disk full...) must not stop logging for good; the batch is lost
+                # and counted in _write_batch, the next one may succeed.
+                logger.exception("decision log write failed")
+
+    async def flush(self) -> None:
+        """Write everything buffered now."""
+        async with self._write_lock:
+            while self._buffer:
+                await asyncio.to_thread(self._write_batch)
+
+    def _write_batch(self, limit: int = 1000) -> None:
+        events: list[dict[str, Any]] = []
+        with self._lock:
+            while self._buffer and len(events) < limit:
+                events.append(self._buffer.popleft())
+        lines: list[str] = []
+        for event in events:
+            line = self._encode(event)
+            if line is not None:
+                lines.append(line)
+        if not lines:
+            return
+        try:
+            self._sink.write(lines)
+        except Exception:
+            self._metrics.decision_logs_dropped.labels("sink_error").inc(len(lines))
+            raise
+
+    def _encode(self, event: dict[str, Any]) -> str | None:
+        try:
+            masked = mask_event(event, self._pointers)
+        except Exception:
+            self._metrics.decision_logs_dropped.labels("mask_error").inc()
+            return None
+        masked["timestamp"] = iso(masked.get("timestamp"))
+        try:
+            return json.dumps(masked, separators=(",", ":"), allow_nan=False, default=_refuse)
+        except (TypeError, ValueError):
+            self._metrics.decision_logs_dropped.labels("encode_error").inc()
+            return None
+
+    async def close(self) -> None:
+        """Stop the writer and flush within the configured deadline; count what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await asyncio.wait_for(self.flush(), self._config.flush_deadline_seconds)
+        except TimeoutError:
+            logger.warning("decision log flush deadline passed",
+                           extra={"dropped": len(self._buffer)})
+        except Exception:
+            logger.exception("decision log flush failed")
+        left = len(self._buffer)
+        if left:
+            self._buffer.clear()
+            self._metrics.decision_logs_dropped.labels("shutdown").inc(left)
+        await asyncio.to_thread(self._sink.close)
+
+
+def _refuse(value: object) -> Any:
+    raise TypeError(f"not JSON data: {type(value).__name__}")

@@ -1,0 +1,264 @@
+"""`Engine`: the sidecar's one active policy set, and the decisions, status and lifecycle around it.
+
+The engine holds exactly one reference to the active :class:`ActiveBundle`. A decision reads it
+once and finishes on that snapshot, whatever activation swaps in meanwhile, so every answer is
+attributable to one revision. Decisions are synchronous and thread-safe: the aiohttp handlers call
+them on the event loop, gRPC servicers may call them from worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from prometheus_client import CollectorRegistry
+
+from pdp.bundle import BundleError, Keyring, Limits
+from pdp.core import InputValidationError, UnknownQueryError, parse_input
+from pdp.runtime.activation import Activator
+from pdp.runtime.config import RuntimeConfig
+from pdp.runtime.decision_log import DecisionLog, sink_for
+from pdp.runtime.errors import ConfigurationError, NotReadyError
+from pdp.runtime.file_source import FileSource, watch_paths
+from pdp.runtime.health import HealthState, RuntimeStatus
+from pdp.runtime.metrics import RuntimeMetrics
+from pdp.runtime.persist import BundleStore
+from pdp.runtime.ratelimit import RateCounter
+from pdp.runtime.snapshot import ActiveBundle
+from pdp.runtime.source import BundleSource, BundleUpdate
+
+logger = logging.getLogger(__name__)
+
+# The metrics label for a query name the core does not know: callers choose those names, and
+# using them as labels would let any client grow the metrics without bound.
+UNKNOWN_QUERY_LABEL = "<unknown>"
+
+
+def _new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def open_keyring(config: RuntimeConfig) -> Keyring:
+    """The keyring named by ``config``; raises :class:`ConfigurationError` if it is unusable."""
+    if not config.verification_keys:
+        # Only possible with insecure_skip_verification (RuntimeConfig checks): nothing to trust.
+        return Keyring({}, revoked=config.revoked_key_ids)
+    try:
+        return Keyring.from_paths(config.verification_keys, revoked=config.revoked_key_ids)
+    except BundleError as exc:
+        raise ConfigurationError(f"cannot load the verification keys: {exc}") from exc
+
+
+def _outcome(result: dict[str, Any]) -> str:
+    verdict = result.get("allowed", result.get("compliant"))
+    if verdict is None:
+        return "decided"
+    return "allow" if verdict else "deny"
+
+
+def _failed_open(result: dict[str, Any], revision: str) -> dict[str, Any]:
+    # The stale bundle's own findings stay in the answer for diagnosis; only the verdict flips.
+    if "allowed" in result:
+        result["allowed"] = True
+    if "compliant" in result:
+        result["compliant"] = True
+    if "reason" in result:
+        result["reason"] = (f"allowed because the policy bundle (revision {revision}) is stale "
+                            f"and stale_action is fail_open; it said: {result['reason']}")
+    result["fail_open"] = True
+    return result
+
+
+class Engine:
+    """One sidecar's policy engine: the active snapshot, its sources, health, metrics and log.
+
+    Build it with the configuration and an injected metrics registry; ``await start()`` restores
+    the persisted bundle and starts the sources; ``await stop()`` ends everything cleanly.
+    ``clock`` is wall time (Unix seconds) for validity and logs, ``monotonic`` measures latency,
+    ``new_id`` makes decision ids.
+    """
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        *,
+        registry: CollectorRegistry,
+        sources: Sequence[BundleSource] | None = None,
+        keyring: Keyring | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.perf_counter,
+        new_id: Callable[[], str] = _new_uuid,
+        decision_stream: TextIO | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = RuntimeMetrics(registry)
+        self.counters = RateCounter(config.rate_counter_max_keys)
+        self.active: ActiveBundle | None = None
+        self._clock = clock
+        self._monotonic = monotonic
+        self._new_id = new_id
+        self._status = RuntimeStatus(
+            instance_id=config.instance_id or new_id(), labels=config.labels,
+            stale_action=config.stale_action, started_at=clock())
+        self._status.verification_skipped = config.insecure_skip_verification
+        self.keyring = keyring if keyring is not None else open_keyring(config)
+        self._status.keyring_ids = tuple(self.keyring.key_ids)
+        self._activated = asyncio.Event()
+        self.activator = Activator(
+            keyring=self.keyring, status=self._status, metrics=self.metrics,
+            current=lambda: self.active, swap=self._swap, clock=clock,
+            store=BundleStore(config.persist_dir) if config.persist_dir else None,
+            limits=limits, skip_verification=config.insecure_skip_verification,
+            allow_downgrade=config.allow_downgrade,
+            max_age_seconds=config.max_bundle_age_seconds)
+        if sources is None:
+            sources = [FileSource(config.bundle_path, debounce_ms=config.watch_debounce_ms)] \
+                if config.bundle_path is not None else []
+        self.sources: list[BundleSource] = list(sources)
+        sink = sink_for(config.decision_log, decision_stream)
+        self.decision_log = (DecisionLog(config.decision_log, sink=sink, metrics=self.metrics)
+                             if sink is not None else None)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_watching = asyncio.Event()
+        self.metrics.track_age(self._age)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def decide(self, query: str, raw_input: object, *, explain: bool = False,
+               caller: str = "") -> dict[str, Any]:
+        """Validate ``raw_input`` for ``query`` and decide it on the active bundle.
+
+        Raises :class:`NotReadyError` when no bundle may answer (none yet, or stale with
+        fail_closed), and the core's ``InputValidationError`` / ``UnknownQueryError`` for a bad
+        request. Under fail_open a stale bundle's answer is turned into an allow flagged with
+        ``"fail_open": true``.
+        """
+        active = self.active  # read once: this decision finishes on this snapshot
+        if active is None:
+            self.metrics.count_refusal(query, "unavailable")
+            raise NotReadyError("no policy bundle is active yet", state=HealthState.STARTING)
+        started = self._monotonic()
+        now = self._clock()
+        fail_open = False
+        if now >= active.stale_at:
+            if self.config.stale_action == "fail_closed":
+                self.metrics.count_refusal(query, "unavailable")
+                raise NotReadyError(
+                    f"the policy bundle (revision {active.revision}) is stale and "
+                    "stale_action is fail_closed", state=HealthState.STALE)
+            fail_open = self.config.stale_action == "fail_open"
+        try:
+            parsed = parse_input(query, raw_input)
+        except UnknownQueryError:
+            self.metrics.count_refusal(UNKNOWN_QUERY_LABEL, "invalid")
+            raise
+        except InputValidationError:
+            self.metrics.count_refusal(query, "invalid")
+            raise
+        decision_id = self._new_id()
+        result: dict[str, Any] = active.policy_set.evaluate(
+            query, parsed, now=now, decision_id=decision_id, counters=self.counters,
+            explain=explain)
+        if fail_open:
+            result = _failed_open(result, active.revision)
+        elapsed = self._monotonic() - started
+        metadata = result.get("metadata")
+        if isinstance(metadata, dict):
+            metadata["validation_duration_ms"] = round(elapsed * 1000.0, 3)
+        outcome = _outcome(result)
+        self.metrics.observe_decision(query, outcome, elapsed)
+        if self.decision_log is not None:
+            self.decision_log.record({
+                "decision_id": decision_id, "timestamp": now, "query": query, "input": parsed,
+                "result": result, "revision": active.revision,
+                "latency_ms": round(elapsed * 1000.0, 3), "caller": caller,
+                "instance_id": self._status.instance_id})
+        return result
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The status document: state, readiness, active bundle, times, last error, keyring."""
+        return self._status.as_dict(self.active, self._clock())
+
+    def state(self) -> HealthState:
+        """The health state now."""
+        return self._status.state(self.active, self._clock())
+
+    def ready(self) -> bool:
+        """Whether decisions are being answered (readiness probes, gRPC health)."""
+        return self._status.ready(self.active, self._clock())
+
+    # -- activation and lifecycle ----------------------------------------------------------
+
+    async def activate(self, update: BundleUpdate) -> ActiveBundle:
+        """Verify → compile → test → swap ``update``; raises ``ActivationError`` if refused."""
+        return await self.activator.activate(update)
+
+    def request_sync(self) -> None:
+        """Ask every source for an immediate fetch (``POST /v1/bundles/sync``)."""
+        for source in self.sources:
+            source.request_sync()
+
+    async def wait_active(self, within_seconds: float) -> bool:
+        """Wait up to ``within_seconds`` for a bundle to be active; True if one is."""
+        if self.active is not None:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._activated.wait(), within_seconds)
+        return self.active is not None
+
+    async def start(self) -> None:
+        """Restore the persisted bundle, then start the sources, keyring watch and decision log."""
+        if self.config.insecure_skip_verification:
+            logger.warning("bundle signature verification is DISABLED for this sidecar")
+        await self.activator.restore()
+        if self.decision_log is not None:
+            self.decision_log.start()
+        for source in self.sources:
+            self._spawn(self._consume(source), f"source-{source.name}")
+        if self.config.verification_keys:
+            self._spawn(self._watch_keyring(), "keyring-watch")
+
+    async def stop(self) -> None:
+        """Stop the sources and watchers, then flush the decision log within its deadline."""
+        self._stop_watching.set()
+        for source in self.sources:
+            await source.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.decision_log is not None:
+            await self.decision_log.close()
+
+    def _spawn(self, work: Any, name: str) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
+
+    async def _consume(self, source: BundleSource) -> None:
+        async for event in source.updates():
+            await self.activator.handle(event)
+
+    async def _watch_keyring(self) -> None:
+        async for _ in watch_paths(self.config.verification_keys,
+                                   debounce_ms=self.config.watch_debounce_ms,
+                                   stop=self._stop_watching):
+            await self.activator.reload_keyring()
+            # A bundle refused for an unknown key may be acceptable now.
+            self.request_sync()
+
+    def _swap(self, snapshot: ActiveBundle) -> None:
+        self.active = snapshot
+        self._activated.set()
+
+    def _age(self) -> float:
+        active = self.active
+        return 0.0 if active is None else max(0.0, self._clock() - active.confirmed_at)

@@ -1,0 +1,141 @@
+"""`FileSource`: ``--bundle PATH`` (a .tar.gz or a bundle directory) watched with watchfiles.
+
+The *parent* directory is watched, not only the path, because the common ways of publishing a
+file replace it rather than write to it: ``mv new.tar.gz bundle.tar.gz`` (an atomic rename), or a
+Kubernetes ConfigMap volume swapping its ``..data`` symlink. Events there are gathered for the
+debounce interval, then the path's signature (inode, size, modification time of every file) is
+compared with the last one delivered; only a change, or an explicit sync request, yields an update.
+Rewriting the file in place changes its size or modification time, so it is caught as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from watchfiles import awatch
+
+from pdp.runtime.errors import SourceError
+from pdp.runtime.source import BundleUpdate, SourceEvent
+
+logger = logging.getLogger(__name__)
+
+# How often a watcher whose directory does not exist (yet) looks for it again.
+_MISSING_DIR_POLL_SECONDS = 0.5
+
+Signature = tuple[tuple[str, int, int, int], ...]
+
+
+def _watch_roots(paths: Sequence[Path]) -> tuple[list[Path], bool]:
+    # Directories to watch and whether recursively: a bundle or key *directory* needs its
+    # contents watched too; a file only its parent's entries.
+    roots: set[Path] = set()
+    recursive = False
+    for path in paths:
+        parent = path.absolute().parent
+        if parent.is_dir():
+            roots.add(parent)
+        if path.is_dir():
+            recursive = True
+    return sorted(roots), recursive
+
+
+async def watch_paths(paths: Sequence[Path], *, debounce_ms: int,
+                      stop: asyncio.Event) -> AsyncIterator[None]:
+    """Yield once per debounced batch of filesystem changes near ``paths``, until ``stop``.
+
+    Survives the watched directories disappearing and reappearing; yields nothing by itself at
+    start (callers read their files once before watching).
+    """
+    while not stop.is_set():
+        roots, recursive = _watch_roots(paths)
+        if not roots:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _MISSING_DIR_POLL_SECONDS)
+            continue
+        try:
+            async for _changes in awatch(*roots, debounce=debounce_ms, step=min(50, debounce_ms),
+                                         recursive=recursive, stop_event=stop,
+                                         ignore_permission_denied=True):
+                yield None
+        except (FileNotFoundError, RuntimeError) as exc:
+            # The watched directory went away: look for it again (and report the change).
+            logger.warning("file watch interrupted; restarting", extra={"error": str(exc)})
+            yield None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _MISSING_DIR_POLL_SECONDS)
+
+
+def signature(path: Path) -> Signature | None:
+    """What identifies the current content of ``path`` cheaply; None when it does not exist."""
+    try:
+        top = path.stat()
+    except FileNotFoundError:
+        return None
+    if not path.is_dir():
+        return (("", top.st_ino, top.st_size, top.st_mtime_ns),)
+    entries: list[tuple[str, int, int, int]] = []
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            full = Path(root, name)
+            try:
+                st = full.stat()
+            except FileNotFoundError:
+                continue  # removed while we walked: the next event will catch up
+            entries.append((str(full.relative_to(path)), st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
+class FileSource:
+    """A bundle file or directory on local disk, yielding an update whenever it changes."""
+
+    def __init__(self, path: Path, *, debounce_ms: int = 200, name: str = "file") -> None:
+        self.path = path
+        self.name = name
+        self._debounce_ms = debounce_ms
+        self._wake: asyncio.Queue[str] = asyncio.Queue()
+        self._stop = asyncio.Event()
+
+    def request_sync(self) -> None:
+        """Read the bundle again now, even if nothing seems to have changed."""
+        self._wake.put_nowait("sync")
+
+    async def close(self) -> None:
+        """Stop watching; :meth:`updates` then ends."""
+        self._stop.set()
+        self._wake.put_nowait("stop")
+
+    async def updates(self) -> AsyncIterator[SourceEvent]:
+        """Yield the bundle now, then again after every change, until closed."""
+        watcher = asyncio.get_running_loop().create_task(self._forward_changes(),
+                                                         name=f"watch-{self.name}")
+        try:
+            last: Signature | None = None
+            reason = "start"
+            while not self._stop.is_set():
+                current = await asyncio.to_thread(signature, self.path)
+                if current != last or reason == "sync" or reason == "start":
+                    last = current
+                    yield self._event(current)
+                reason = await self._wake.get()
+        finally:
+            self._stop.set()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    def _event(self, current: Signature | None) -> SourceEvent:
+        if current is None:
+            return SourceError(f"bundle path {self.path} does not exist", reason="not_found",
+                               source=self.name)
+        etag = hashlib.sha256(repr(current).encode()).hexdigest()[:16]
+        return BundleUpdate(data=self.path, etag=etag, source=self.name)
+
+    async def _forward_changes(self) -> None:
+        async for _ in watch_paths([self.path], debounce_ms=self._debounce_ms, stop=self._stop):
+            self._wake.put_nowait("change")

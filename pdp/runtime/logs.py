@@ -1,0 +1,80 @@
+"""JSON logs for the pdp processes: one event per line on a stream, no secrets.
+
+Loggers are used the standard way, with structured fields passed as ``extra``::
+
+    logger.info("bundle activated", extra={"revision": "42", "sequence": 42})
+
+→ ``{"ts": "...Z", "level": "info", "logger": "pdp.runtime.activation",
+"msg": "bundle activated", "revision": "42", "sequence": 42}``
+
+Fields whose names look like credentials (token, password, secret, authorization, key material)
+are replaced by ``"[redacted]"``, so a careless ``extra`` cannot leak them. Decision inputs are
+never logged here at info level; they belong to the decision log, where masking applies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+# Attributes every LogRecord has; anything else on a record came from ``extra``.
+_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+_SECRET_NAME = re.compile(
+    r"(pass(word|wd)?|secret|token|authorization|api[_-]?key|private[_-]?key|credential)",
+    re.IGNORECASE)
+
+REDACTED = "[redacted]"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): REDACTED if _SECRET_NAME.search(str(k)) else _json_safe(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats each record as one JSON object on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON line (without the trailing newline)."""
+        event: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat().replace(
+                "+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name in _RECORD_ATTRS or name in event:
+                continue
+            event[name] = REDACTED if _SECRET_NAME.search(name) else _json_safe(value)
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def configure_logging(level: int | str = logging.INFO, stream: TextIO | None = None,
+                      *, logger_name: str = "pdp") -> logging.Handler:
+    """Send ``logger_name``'s records to ``stream`` (default stderr) as JSON lines.
+
+    Returns the installed handler so the caller (the process entry point) can remove it. Called
+    once by the entry point, never at import time.
+    """
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    target = logging.getLogger(logger_name)
+    target.addHandler(handler)
+    target.setLevel(level)
+    # Our handler is the one output; a root handler configured elsewhere would print twice.
+    target.propagate = False
+    return handler
