@@ -1,0 +1,278 @@
+"""Conversions between ``policyengine.v1`` messages and the core's JSON dicts.
+
+Requests become the core's input JSON with the origin's snake_case field names; decisions (plain
+dicts in the DESIGN §5 shapes) become response messages. The functions are public so that every
+shell serving the contract (the sidecar here, the control plane over its store) converts alike.
+
+Presence follows proto3: a field is in the input when it was set on the wire (``ListFields``), so a
+client that leaves ``sla`` out sends no ``sla``, and one that leaves ``compliance.level`` empty
+sends no ``level`` rather than an empty string the core would reject. Scalars where zero means
+something (a rate of 0, availability, the ``security`` booleans) are ``optional`` in the proto,
+which is wire-compatible with the origin and keeps "0" distinct from "absent".
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
+
+# Request fields that steer the call rather than describe the subject; never part of the input.
+_CONTROL_FIELDS = frozenset({"explain"})
+
+# The rule message of each policy type: the `PolicyRule` oneof member of the same name.
+_RULE_MESSAGES: dict[str, type[Message]] = {
+    "data_residency": pb.DataResidencyRule,
+    "compliance": pb.ComplianceRule,
+    "security": pb.SecurityRule,
+    "pricing": pb.PricingRule,
+    "access_control": pb.AccessControlRule,
+    "rate_limiting": pb.RateLimitingRule,
+    "content_filtering": pb.ContentFilteringRule,
+    "data_classification": pb.DataClassificationRule,
+    "custom": pb.CustomRule,
+}
+
+_Converter = Callable[[Any], Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Messages -> JSON
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    """The fields set on ``message`` as JSON, by proto field name; nested messages recursively.
+
+    Unlike ``json_format.MessageToDict`` this keeps 64-bit integers as numbers (the core compares
+    them) and skips fields that are not set, which is what "absent" means to the policy model.
+    """
+    return {field.name: _converter(field)(value) for field, value in message.ListFields()}
+
+
+@functools.cache
+def _converter(field: FieldDescriptor) -> _Converter:
+    # Computed once per field descriptor: the hot path is then one dict comprehension per message.
+    if field.type != FieldDescriptor.TYPE_MESSAGE:
+        return list if field.is_repeated else _identity
+    message_type = field.message_type
+    assert message_type is not None  # a TYPE_MESSAGE field always has one
+    if message_type.GetOptions().map_entry:
+        value_field = message_type.fields_by_name["value"]
+        if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+            inner = _single_message_converter(value_field)
+            return lambda mapping: {key: inner(value) for key, value in mapping.items()}
+        return dict
+    single = _single_message_converter(field)
+    if field.is_repeated:
+        return lambda values: [single(value) for value in values]
+    return single
+
+
+def _single_message_converter(field: FieldDescriptor) -> _Converter:
+    assert field.message_type is not None
+    name = field.message_type.full_name
+    if name in ("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"):
+        return json_format.MessageToDict
+    if name == "google.protobuf.Timestamp":
+        return lambda stamp: stamp.ToJsonString()
+    return message_to_json
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def request_input(request: Message) -> dict[str, Any]:
+    """The core input of a decision request: every set field except call controls (``explain``)."""
+    return {
+        field.name: _converter(field)(value)
+        for field, value in request.ListFields()
+        if field.name not in _CONTROL_FIELDS
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Decisions -> messages
+
+
+def as_text(value: Any) -> str:
+    """A violation value as the origin's string field: text as is, anything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def violation_to_proto(violation: Mapping[str, Any]) -> pb.PolicyViolation:
+    """One violation (or warning) of a decision as a ``PolicyViolation``."""
+    get = violation.get
+    return pb.PolicyViolation(
+        policy_id=as_text(get("policy_id")),
+        policy_name=as_text(get("policy_name")),
+        severity=as_text(get("severity")),
+        message=as_text(get("message")),
+        remediation=as_text(get("remediation")),
+        field=as_text(get("field")),
+        actual_value=as_text(get("actual_value")),
+        expected_value=as_text(get("expected_value")),
+        enforcement=as_text(get("enforcement")),
+    )
+
+
+def _violations(items: Iterable[Mapping[str, Any]] | None) -> list[pb.PolicyViolation]:
+    return [violation_to_proto(item) for item in items or ()]
+
+
+def _explain(entries: Iterable[Mapping[str, Any]] | None) -> list[Struct]:
+    structs = []
+    for entry in entries or ():
+        struct = Struct()
+        struct.update(entry)
+        structs.append(struct)
+    return structs
+
+
+def to_timestamp(value: object) -> Timestamp | None:
+    """A decision or record time (RFC 3339 text, Unix seconds or datetime) as a Timestamp."""
+    if value is None or value == "":
+        return None
+    stamp = Timestamp()
+    if isinstance(value, datetime):
+        stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        stamp.FromNanoseconds(int(value * 1_000_000_000))
+    elif isinstance(value, str):
+        stamp.FromDatetime(datetime.fromisoformat(value))
+    else:
+        raise TypeError(f"not a timestamp: {value!r}")
+    return stamp
+
+
+def validate_service_response(decision: Mapping[str, Any]) -> pb.ValidateServiceResponse:
+    """A ``validate_service`` decision as the origin's ``ValidateServiceResponse``."""
+    metadata = decision.get("metadata") or {}
+    return pb.ValidateServiceResponse(
+        compliant=bool(decision.get("compliant")),
+        violations=_violations(decision.get("violations")),
+        policy_version=as_text(decision.get("policy_version")),
+        validated_at=to_timestamp(decision.get("validated_at")),
+        metadata=pb.ValidationMetadata(
+            policies_evaluated=int(metadata.get("policies_evaluated", 0)),
+            policies_passed=int(metadata.get("policies_passed", 0)),
+            policies_failed=int(metadata.get("policies_failed", 0)),
+            validation_duration_ms=int(metadata.get("validation_duration_ms", 0)),
+        ),
+        decision_id=as_text(decision.get("decision_id")),
+        bundle_revision=as_text(decision.get("bundle_revision")),
+        warnings=_violations(decision.get("warnings")),
+        explain=_explain(decision.get("explain")),
+    )
+
+
+def check_access_response(decision: Mapping[str, Any]) -> pb.CheckAccessResponse:
+    """A ``check_access`` decision as the origin's ``CheckAccessResponse``."""
+    return pb.CheckAccessResponse(
+        allowed=bool(decision.get("allowed")),
+        reason=as_text(decision.get("reason")),
+        required_permissions=list(decision.get("required_permissions") or ()),
+        missing_permissions=list(decision.get("missing_permissions") or ()),
+        decision_id=as_text(decision.get("decision_id")),
+        bundle_revision=as_text(decision.get("bundle_revision")),
+        violations=_violations(decision.get("violations")),
+        warnings=_violations(decision.get("warnings")),
+        explain=_explain(decision.get("explain")),
+    )
+
+
+def consumption_limits_to_proto(limits: Mapping[str, Any] | None) -> pb.ConsumptionLimits | None:
+    """The tightest applicable limits of a consumption decision (absent limits stay 0)."""
+    if not limits:
+        return None
+    return pb.ConsumptionLimits(
+        max_tokens=int(limits.get("max_tokens") or 0),
+        max_requests_per_minute=int(limits.get("max_requests_per_minute") or 0),
+        max_requests_per_day=int(limits.get("max_requests_per_day") or 0),
+        max_cost_per_request=float(limits.get("max_cost_per_request") or 0.0),
+        max_requests_per_hour=int(limits.get("max_requests_per_hour") or 0),
+    )
+
+
+def validate_consumption_response(decision: Mapping[str, Any]) -> pb.ValidateConsumptionResponse:
+    """A ``validate_consumption`` decision as the origin's ``ValidateConsumptionResponse``."""
+    return pb.ValidateConsumptionResponse(
+        allowed=bool(decision.get("allowed")),
+        reason=as_text(decision.get("reason")),
+        violations=_violations(decision.get("violations")),
+        limits=consumption_limits_to_proto(decision.get("limits")),
+        decision_id=as_text(decision.get("decision_id")),
+        bundle_revision=as_text(decision.get("bundle_revision")),
+        warnings=_violations(decision.get("warnings")),
+        explain=_explain(decision.get("explain")),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Policies
+
+
+def policy_to_proto(
+    document: Mapping[str, Any],
+    *,
+    created_at: object = None,
+    updated_at: object = None,
+) -> pb.Policy:
+    """A policy document (DESIGN §4, as JSON) as the origin's ``Policy`` message."""
+    policy_type = str(document.get("type", ""))
+    policy = pb.Policy(
+        id=as_text(document.get("id")),
+        name=as_text(document.get("name")),
+        description=as_text(document.get("description")),
+        type=policy_type.upper() or None,
+        enabled=bool(document.get("enabled", True)),
+        severity=as_text(document.get("severity")),
+        metadata={str(k): as_text(v) for k, v in (document.get("metadata") or {}).items()},
+        version=as_text(document.get("version")),
+        enforcement=as_text(document.get("enforcement")),
+        message=as_text(document.get("message")),
+        remediation=as_text(document.get("remediation")),
+        created_at=to_timestamp(created_at),
+        updated_at=to_timestamp(updated_at),
+    )
+    rule_type = _RULE_MESSAGES.get(policy_type)
+    if rule_type is not None and document.get("rule") is not None:
+        rule = json_format.ParseDict(document["rule"], rule_type(), ignore_unknown_fields=True)
+        getattr(policy.rule, policy_type).CopyFrom(rule)
+    if document.get("when") is not None:
+        policy.when.update(document["when"])
+    return policy
+
+
+def policy_from_proto(policy: pb.Policy) -> dict[str, Any]:
+    """A ``Policy`` message as a policy document (DESIGN §4) for ``pdp.core.parse_policy``.
+
+    Server-kept fields (timestamps, version) are left out: the store owns them. Validation is the
+    core's job; this only reshapes, so a wrong value reaches ``parse_policy`` and is named there.
+    """
+    document: dict[str, Any] = {
+        key: value
+        for key, value in message_to_json(policy).items()
+        if key not in ("created_at", "updated_at", "version", "rule", "type")
+    }
+    document["enabled"] = policy.enabled
+    if policy.type:
+        document["type"] = pb.PolicyType.Name(policy.type).lower()
+    which = policy.rule.WhichOneof("rule")
+    if which is not None:
+        document["rule"] = message_to_json(getattr(policy.rule, which))
+    return document
