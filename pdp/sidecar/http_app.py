@@ -60,10 +60,10 @@ MISSING_INPUT_WARNING = {
 }
 
 ENGINE = web.AppKey("engine", Engine)
-BUNDLE_SYNC = web.AppKey("bundle_sync", BundleSync)
+BUNDLE_SYNC: web.AppKey[BundleSync] = web.AppKey("bundle_sync")
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
-CLOCK_NS = web.AppKey("clock_ns", Callable[[], int])
+CLOCK_NS: web.AppKey[Callable[[], int]] = web.AppKey("clock_ns")
 
 
 def _reject_constant(name: str) -> Any:

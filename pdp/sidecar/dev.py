@@ -1,0 +1,114 @@
+"""`pdp run --dev`: serve the built-in marketplace bundle, signed at start with a local dev key.
+
+Verification stays on in development: the first `--dev` run creates an Ed25519 key pair under
+``.pdp/dev-keys/`` in the working directory (git-ignored; the directory also gets its own
+``.gitignore``), and every start builds the bundle from its source tree and signs it with that key.
+So ``make run`` exercises exactly the load path production uses, without any key in the repository.
+
+The source tree is found, in order: ``$PDP_BUILTIN_BUNDLE`` (for installed copies), the packaged
+``pdp/builtin`` directory, then ``bundles/marketplace`` next to the package in a checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pdp
+from pdp.bundle import JwsSigner, build_bundle
+from pdp.bundle.errors import BundleError, KeyringError
+from pdp.bundle.keys import load_private_key, write_key_pair
+from pdp.sidecar.errors import StartupError
+
+DEV_KEY_ID = "pdp-dev"
+DEV_REVISION = "dev"
+BUILTIN_BUNDLE_ENV = "PDP_BUILTIN_BUNDLE"
+STATE_DIR = ".pdp"
+
+
+@dataclass(frozen=True, slots=True)
+class DevBundle:
+    """A freshly built and signed built-in bundle and the public key that verifies it."""
+
+    bundle: Path
+    verification_key: Path
+    source: Path
+
+
+def builtin_bundle_source(environ: Mapping[str, str]) -> Path:
+    """The built-in bundle's source directory; StartupError names where it looked."""
+    override = environ.get(BUILTIN_BUNDLE_ENV)
+    package_dir = Path(pdp.__file__).resolve().parent
+    candidates = (
+        [Path(override)]
+        if override
+        else [package_dir / "builtin", package_dir.parent / "bundles" / "marketplace"]
+    )
+    for candidate in candidates:
+        if (candidate / "policies").is_dir():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise StartupError(
+        f"the built-in bundle source was not found (looked in {looked}); "
+        f"set {BUILTIN_BUNDLE_ENV} to a bundle source directory"
+    )
+
+
+def ensure_dev_key(key_dir: Path) -> tuple[Path, Path]:
+    """The dev key pair under ``key_dir``, created on first use; returns (private, public)."""
+    private, public = key_dir / f"{DEV_KEY_ID}.key", key_dir / f"{DEV_KEY_ID}.pem"
+    if not private.exists():
+        try:
+            write_key_pair(key_dir, DEV_KEY_ID)
+        except KeyringError as exc:
+            # Two `--dev` processes starting together: the other one created the pair first.
+            if exc.reason != "key_exists":
+                raise StartupError(f"cannot create the dev key in {key_dir}: {exc}") from None
+    if not public.exists():
+        raise StartupError(f"{public} is missing while {private} exists; delete {key_dir}")
+    return private, public
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # A unique temporary name, so concurrent `--dev` starts never read each other's half-file.
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare_dev_bundle(workdir: Path, *, environ: Mapping[str, str], now: float) -> DevBundle:
+    """Build and sign the built-in bundle under ``workdir/.pdp``; say where it and its key are."""
+    source = builtin_bundle_source(environ)
+    state = workdir / STATE_DIR
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        ignore = state / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# local pdp state (dev keys, built bundles): never commit\n*\n")
+        private, public = ensure_dev_key(state / "dev-keys")
+        signer = JwsSigner(load_private_key(private), DEV_KEY_ID)
+        data = build_bundle(
+            source,
+            signer=signer,
+            revision=DEV_REVISION,
+            sequence=1,
+            created_at=datetime.fromtimestamp(now, tz=UTC),
+        )
+        out_dir = state / "dev"
+        out_dir.mkdir(exist_ok=True)
+        bundle = out_dir / "bundle.tar.gz"
+        _write_atomically(bundle, data)
+    except BundleError as exc:
+        raise StartupError(f"cannot build the built-in bundle from {source}: {exc}") from None
+    except OSError as exc:
+        raise StartupError(f"cannot prepare {state} for --dev: {exc}") from None
+    return DevBundle(bundle=bundle, verification_key=public, source=source)

@@ -1,0 +1,203 @@
+"""One sidecar process: the engine, its bundle source, the HTTP and gRPC servers, and shutdown.
+
+:class:`Sidecar` assembles the parts on the running event loop (DESIGN §2): one
+:class:`~pdp.runtime.Engine` holds the active bundle, a source feeds it, and the aiohttp and
+grpc.aio servers both read it. :func:`run_sidecar` is the `pdp run` entry point: it turns
+SIGTERM/SIGINT into a graceful stop — both servers stop accepting, in-flight requests get
+``shutdown_grace`` seconds to finish, the decision log is flushed, and the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from pdp.runtime import Engine, RuntimeConfig, configure_logging
+from pdp.runtime.config import DecisionLogConfig
+from pdp.runtime.errors import ConfigurationError
+from pdp.runtime.source import BundleSource
+from pdp.sidecar.dev import prepare_dev_bundle
+from pdp.sidecar.errors import ConfigError, StartupError
+from pdp.sidecar.grpc_server import SidecarGrpcServer
+from pdp.sidecar.http_app import make_app
+from pdp.sidecar.settings import ListenAddress, RunSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleInputs:
+    """Where the bundle comes from and which keys verify it, after ``--dev`` is resolved."""
+
+    bundle_path: Path | None
+    verification_keys: tuple[Path, ...]
+
+
+def resolve_bundle_inputs(settings: RunSettings, *, workdir: Path, now: float) -> BundleInputs:
+    """The bundle path and keys to use: the settings', or a freshly built dev bundle."""
+    if settings.dev:
+        dev = prepare_dev_bundle(workdir, environ=os.environ, now=now)
+        logger.info(
+            "development mode: built-in bundle signed with the local dev key",
+            extra={"bundle": str(dev.bundle), "key": str(dev.verification_key)},
+        )
+        keys = (dev.verification_key, *settings.verification_key)
+        return BundleInputs(bundle_path=dev.bundle, verification_keys=keys)
+    return BundleInputs(settings.bundle, tuple(settings.verification_key))
+
+
+def decision_log_config(settings: RunSettings) -> DecisionLogConfig:
+    """The runtime's decision-log settings from ``--decision-log`` and its masks."""
+    mask = tuple(settings.decision_log_mask)
+    if settings.decision_log in {"none", "stdout"}:
+        return DecisionLogConfig(sink=settings.decision_log, mask=mask)
+    return DecisionLogConfig(sink="file", path=Path(settings.decision_log), mask=mask)
+
+
+def runtime_config(settings: RunSettings, inputs: BundleInputs) -> RuntimeConfig:
+    """Translate the shell's settings into the runtime's configuration."""
+    try:
+        return RuntimeConfig(
+            bundle_path=inputs.bundle_path,
+            verification_keys=inputs.verification_keys,
+            revoked_key_ids=tuple(settings.revoked_key_ids),
+            insecure_skip_verification=settings.insecure_skip_verification,
+            allow_downgrade=settings.allow_downgrade,
+            persist_dir=settings.persist_dir,
+            max_bundle_age_seconds=settings.max_bundle_age,
+            stale_action=settings.stale_action,
+            decision_log=decision_log_config(settings),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def _http_source(settings: RunSettings) -> BundleSource:
+    if importlib.util.find_spec("pdp.runtime.http_source") is None:
+        raise ConfigError(
+            "--bundle-url is not available in this build (no HTTP bundle source); "
+            "use --bundle PATH"
+        )
+    raise ConfigError("--bundle-url: the HTTP bundle source is not wired into pdp run yet")
+
+
+class Sidecar:
+    """The parts of one running sidecar, started and stopped together on one event loop."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        workdir: Path,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self._workdir = workdir
+        self._clock = clock
+        self._registry = registry or CollectorRegistry()
+        self.engine: Engine | None = None
+        self._runner: web.AppRunner | None = None
+        self._grpc: SidecarGrpcServer | None = None
+        self.http_address: ListenAddress | None = None
+        self.grpc_address: ListenAddress | None = None
+
+    async def start(self) -> None:
+        """Build the engine, restore or load the first bundle, and open both listeners."""
+        settings = self.settings
+        inputs = resolve_bundle_inputs(settings, workdir=self._workdir, now=self._clock())
+        config = runtime_config(settings, inputs)
+        # None lets the engine watch config.bundle_path with its own FileSource.
+        sources = [_http_source(settings)] if settings.bundle_url is not None else None
+        try:
+            engine = Engine(config, registry=self._registry, sources=sources, clock=self._clock)
+        except ConfigurationError as exc:
+            raise ConfigError(str(exc)) from None
+        self.engine = engine
+        await engine.start()
+        await self._start_http(engine)
+        await self._start_grpc(engine)
+        logger.info(
+            "sidecar listening",
+            extra={"http": str(self.http_address), "grpc": str(self.grpc_address)},
+        )
+
+    async def _start_http(self, engine: Engine) -> None:
+        sync = engine.request_sync if engine.sources else None
+        app = make_app(
+            engine,
+            metrics=engine.metrics,
+            bundle_sync=sync,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=self.settings.shutdown_grace
+        )
+        await self._runner.setup()
+        host, port = self.settings.http_listen
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from None
+        bound = self._runner.addresses[0]
+        self.http_address = ListenAddress(host, int(bound[1]))
+
+    async def _start_grpc(self, engine: Engine) -> None:
+        address = self.settings.grpc_listen
+        # registry=None: the server's own request counter would collide with the runtime's
+        # pdp_grpc_requests family on the shared registry (see docs/decisions.md).
+        self._grpc = SidecarGrpcServer(engine, str(address), clock=self._clock)
+        port = await self._grpc.start()
+        self.grpc_address = ListenAddress(address.host, port)
+
+    async def stop(self) -> None:
+        """Stop accepting on both servers, let in-flight requests finish, then flush and close."""
+        grace = self.settings.shutdown_grace
+        stops = []
+        if self._runner is not None:
+            stops.append(self._runner.cleanup())
+        if self._grpc is not None:
+            stops.append(self._grpc.stop(grace))
+        await asyncio.gather(*stops, return_exceptions=True)
+        if self.engine is not None:
+            await self.engine.stop()  # stops the sources and flushes the decision log
+        logger.info("sidecar stopped")
+
+
+async def serve_until_signalled(settings: RunSettings, *, workdir: Path) -> int:
+    """Run a sidecar until SIGTERM or SIGINT, then stop it gracefully; return the exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    sidecar = Sidecar(settings, workdir=workdir)
+    try:
+        await sidecar.start()
+        await stop.wait()
+        logger.info("shutting down", extra={"grace_seconds": settings.shutdown_grace})
+    finally:
+        await sidecar.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(signum)
+    return 0
+
+
+def run_sidecar(settings: RunSettings) -> int:
+    """The `pdp run` entry point: JSON logs, then serve until told to stop."""
+    configure_logging(settings.log_level.upper())
+    if settings.insecure_skip_verification:
+        logger.warning("bundle signature verification is DISABLED (--insecure-skip-verification)")
+    return asyncio.run(serve_until_signalled(settings, workdir=Path.cwd()))
