@@ -36,7 +36,14 @@ from pdp.bundle.keys import (
     write_key_pair,
 )
 from pdp.bundle.lifecycle import Freshness, Verdict, check_candidate, freshness, is_expired
-from pdp.bundle.loader import LoadedBundle, OpenedBundle, compile_bundle, load_bundle, open_bundle
+from pdp.bundle.loader import (
+    LoadedBundle,
+    OpenedBundle,
+    compile_bundle,
+    compile_contents,
+    load_bundle,
+    open_bundle,
+)
 from pdp.bundle.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from pdp.bundle.signing import (
     SIGNATURES_FILE,
@@ -80,6 +87,7 @@ __all__ = [
     "build_bundle",
     "check_candidate",
     "compile_bundle",
+    "compile_contents",
     "content_hash",
     "file_hash",
     "freshness",

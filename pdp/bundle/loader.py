@@ -91,6 +91,21 @@ def open_bundle(
     return OpenedBundle(contents=contents, key_id=key_id, verified=not skip_verification)
 
 
+def compile_contents(contents: BundleContents) -> PolicySet:
+    """Compile a bundle's policies with its data; a compile error refuses the bundle."""
+    try:
+        return compile_policy_set(
+            contents.policies, contents.data, revision=contents.manifest.revision
+        )
+    except PolicyValidationError as exc:
+        raise ContentError(
+            "policy_invalid",
+            f"the policies do not compile: {exc}",
+            file=exc.source,
+            errors=tuple((err.path, err.message) for err in exc.errors),
+        ) from exc
+
+
 def compile_bundle(
     opened: OpenedBundle, *, now: float, allow_expired: bool = False
 ) -> LoadedBundle:
@@ -102,17 +117,7 @@ def compile_bundle(
     contents = opened.contents
     if not allow_expired:
         check_not_expired(contents.manifest, now=now)
-    try:
-        policy_set = compile_policy_set(
-            contents.policies, contents.data, revision=contents.manifest.revision
-        )
-    except PolicyValidationError as exc:
-        raise ContentError(
-            "policy_invalid",
-            f"the policies do not compile: {exc}",
-            file=exc.source,
-            errors=tuple((err.path, err.message) for err in exc.errors),
-        ) from exc
+    policy_set = compile_contents(contents)
     report = run_tests(policy_set, contents.tests, now=now)
     if report.failed:
         names = [failure.name for failure in report.failed]

@@ -1,0 +1,336 @@
+"""Offline commands (DESIGN §8.5): ``keygen``, ``bundle build|verify|inspect``, ``test``, ``eval``.
+
+Nothing here touches the network. Exit codes: 0 success, 1 a refused input (the message names
+the file and the check), 2 a usage error (argparse). Wherever a clock is needed the command passes
+``time.time()`` down; the bundle and core layers never read it themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from pdp.bundle import (
+    ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    MANIFEST_FILE,
+    SIGNATURES_FILE,
+    BundleContents,
+    BundleError,
+    JwsSigner,
+    Keyring,
+    Limits,
+    build_bundle,
+    compile_contents,
+    content_hash,
+    file_hash,
+    load_bundle,
+    load_private_key,
+    parse_contents,
+    parse_manifest,
+    read_bundle_files,
+    read_source_dir,
+    write_key_pair,
+)
+from pdp.bundle.keys import check_key_id
+from pdp.bundle.signing import read_signature
+from pdp.cli import _output
+from pdp.core import QUERIES, CoreError, PolicySet, run_tests
+
+EXIT_OK, EXIT_REFUSED = 0, 1
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``keygen``, ``bundle``, ``test`` and ``eval`` to the ``pdp`` parser."""
+    keygen = subparsers.add_parser("keygen", help="generate a signing key pair")
+    keygen.add_argument("--key-id", required=True, type=_key_id, help="key id (file stem)")
+    keygen.add_argument("--out-dir", required=True, type=Path, help="directory for KID.key/.pem")
+    keygen.add_argument("--alg", choices=ALGORITHMS, default=DEFAULT_ALGORITHM)
+    keygen.set_defaults(func=_keygen)
+
+    bundle = subparsers.add_parser("bundle", help="build, verify or inspect signed bundles")
+    actions = bundle.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
+    build = actions.add_parser("build", help="build a signed bundle from a source directory")
+    build.add_argument("src_dir", type=Path, metavar="SRC_DIR")
+    build.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.tar.gz")
+    build.add_argument("--signing-key", required=True, type=Path, metavar="KEY")
+    build.add_argument("--key-id", required=True, type=_key_id, metavar="KID")
+    build.add_argument("--revision", help="revision label (default: the sequence)")
+    build.add_argument("--sequence", type=_positive_int, default=1, metavar="N")
+    build.add_argument("--alg", choices=ALGORITHMS, help="default: the key's own (RSA: RS256)")
+    build.set_defaults(func=_bundle_build)
+
+    verify = actions.add_parser("verify", help="verify, compile and test a bundle")
+    verify.add_argument("bundle", type=Path, metavar="BUNDLE")
+    _verification_key_option(verify, required=True)
+    verify.set_defaults(func=_bundle_verify)
+
+    inspect = actions.add_parser("inspect", help="show a bundle's manifest and files")
+    inspect.add_argument("bundle", type=Path, metavar="BUNDLE")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(func=_bundle_inspect)
+
+    test = subparsers.add_parser("test", help="run the tests of a bundle or source directory")
+    test.add_argument("path", type=Path, metavar="PATH")
+    test.set_defaults(func=_test)
+
+    evaluate = subparsers.add_parser("eval", help="evaluate one query offline")
+    origin = evaluate.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--policies", type=Path, metavar="SRC_DIR")
+    origin.add_argument("--bundle", type=Path, metavar="BUNDLE")
+    _verification_key_option(evaluate, required=False)
+    evaluate.add_argument("query", choices=QUERIES, metavar="QUERY", help=", ".join(QUERIES))
+    evaluate.add_argument("--input", required=True, metavar="FILE|-")
+    evaluate.set_defaults(func=_eval, parser=evaluate)
+
+
+def _verification_key_option(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--verification-key",
+        action="append",
+        type=Path,
+        required=required,
+        metavar="PATH",
+        help="public key file (key id = file stem) or directory of *.pem/*.jwk; repeatable",
+    )
+
+
+def _key_id(value: str) -> str:
+    try:
+        return check_key_id(value)
+    except BundleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return number
+
+
+def _refusing(command: str) -> Callable[[Handler], Handler]:
+    """Turn the refusals of the layers below into exit code 1 and a message on stderr."""
+
+    def decorate(handler: Handler) -> Handler:
+        @wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except BundleError as exc:
+                _output.refusal(command, exc)
+            except (CoreError, _output.Refused) as exc:
+                _output.failure(command, str(exc))
+            return EXIT_REFUSED
+
+        return run
+
+    return decorate
+
+
+@_refusing("keygen")
+def _keygen(args: argparse.Namespace) -> int:
+    write_key_pair(args.out_dir, args.key_id, args.alg)
+    print(args.key_id)
+    return EXIT_OK
+
+
+def _source_date_epoch() -> float | None:
+    """``SOURCE_DATE_EPOCH`` (reproducible-builds.org) when set, for the manifest's created_at."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None:
+        return None
+    try:
+        return float(int(raw))
+    except ValueError:
+        raise _output.Refused(f"SOURCE_DATE_EPOCH={raw!r} is not an integer") from None
+
+
+@_refusing("bundle build")
+def _bundle_build(args: argparse.Namespace) -> int:
+    contents = read_source_dir(
+        args.src_dir,
+        revision=args.revision or str(args.sequence),
+        sequence=args.sequence,
+        created_at=_source_date_epoch(),
+    )
+    # A bundle whose tests fail is refused here already, not only when a sidecar loads it.
+    policy_set = compile_contents(contents)
+    report = run_tests(policy_set, contents.tests, now=time.time())
+    if report.failed:
+        _print_report(report)
+        raise _output.Refused(f"{len(report.failed)} bundle test(s) failed; nothing written")
+    signer = JwsSigner(load_private_key(args.signing_key), args.key_id, args.alg)
+    archive = build_bundle(contents, signer=signer)
+    _write_atomically(args.output, archive)
+    print(f"built {args.output}")
+    _output.print_fields(
+        [
+            ("revision", contents.manifest.revision),
+            ("sequence", contents.manifest.sequence),
+            ("policies", len(contents.policies)),
+            ("tests", len(contents.tests)),
+            ("signed by", f"{args.key_id} ({signer.effective_algorithm})"),
+            ("sha256", file_hash(archive)),
+        ]
+    )
+    return EXIT_OK
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a bundle."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+@_refusing("bundle verify")
+def _bundle_verify(args: argparse.Namespace) -> int:
+    keyring = Keyring.from_paths(args.verification_key)
+    loaded = load_bundle(args.bundle, keyring, now=time.time())
+    manifest = loaded.manifest
+    print(f"verified {args.bundle}")
+    _output.print_fields(
+        [
+            ("revision", manifest.revision),
+            ("sequence", manifest.sequence),
+            ("signed by", loaded.key_id),
+            ("policies", len(loaded.contents.policies)),
+            ("tests", f"{len(loaded.contents.tests)} passed"),
+            ("content hash", loaded.content_hash),
+        ]
+    )
+    return EXIT_OK
+
+
+@_refusing("bundle inspect")
+def _bundle_inspect(args: argparse.Namespace) -> int:
+    files = read_bundle_files(args.bundle, Limits())
+    report = _inspection(args.bundle, files)
+    if args.json:
+        _output.print_json(report)
+        return EXIT_OK
+    print(f"{args.bundle} (signature not verified; use `pdp bundle verify`)")
+    signature = report["signature"]
+    _output.print_fields(
+        [
+            ("revision", report["manifest"].get("revision")),
+            ("sequence", report["manifest"].get("sequence")),
+            ("created at", report["manifest"].get("created_at")),
+            ("expires at", report["manifest"].get("expires_at") or "never"),
+            ("signature", f"key {signature['kid']} ({signature['alg']})" if signature else "none"),
+            ("content hash", report["content_hash"]),
+        ]
+    )
+    print(f"  files ({len(report['files'])}):")
+    _output.print_files(report["files"])
+    return EXIT_OK
+
+
+def _inspection(path: Path, files: dict[str, bytes]) -> dict[str, Any]:
+    """What `bundle inspect` reports, without verifying or compiling anything."""
+    manifest = parse_manifest(files[MANIFEST_FILE]) if MANIFEST_FILE in files else None
+    signature: dict[str, Any] | None = None
+    if SIGNATURES_FILE in files:
+        try:
+            header = jwt.get_unverified_header(read_signature(files))
+            signature = {"kid": header.get("kid"), "alg": header.get("alg"), "verified": False}
+        except (BundleError, jwt.DecodeError):
+            signature = {"kid": None, "alg": None, "verified": False, "malformed": True}
+    return {
+        "path": str(path),
+        "sha256": file_hash(path.read_bytes()) if path.is_file() else None,
+        "manifest": json.loads(manifest.to_json_bytes()) if manifest else {},
+        "signature": signature,
+        "content_hash": content_hash(files),
+        "files": [
+            {"name": name, "size": len(files[name]), "sha256": file_hash(files[name])}
+            for name in sorted(files)
+        ],
+    }
+
+
+def _is_source_dir(path: Path) -> bool:
+    """A directory without a manifest is a source tree; with one it is an unpacked bundle."""
+    return path.is_dir() and not (path / MANIFEST_FILE).exists()
+
+
+def _contents_of(path: Path) -> BundleContents:
+    """A bundle (.tar.gz or bundle directory) or a source directory, parsed but not verified."""
+    if _is_source_dir(path):
+        return read_source_dir(path)
+    return parse_contents(read_bundle_files(path, Limits()))
+
+
+def _print_report(report: Any) -> None:
+    for name in report.passed:
+        print(f"PASS  {name}")
+    for failed in report.failed:
+        print(f"FAIL  {failed.name}: {failed.message}")
+    print(f"{len(report.passed)} passed, {len(report.failed)} failed")
+
+
+@_refusing("test")
+def _test(args: argparse.Namespace) -> int:
+    contents = _contents_of(args.path)
+    if not _is_source_dir(args.path):
+        print("(signature not checked here; `pdp bundle verify` checks it)", file=sys.stderr)
+    policy_set = compile_contents(contents)
+    report = run_tests(policy_set, contents.tests, now=time.time())
+    _print_report(report)
+    return EXIT_REFUSED if report.failed else EXIT_OK
+
+
+@_refusing("eval")
+def _eval(args: argparse.Namespace) -> int:
+    if args.bundle is not None and not args.verification_key:
+        args.parser.error("--bundle needs --verification-key")
+    if args.policies is not None and args.verification_key:
+        args.parser.error("--verification-key applies only to --bundle")
+    raw_input = _read_input(args.input)
+    now = time.time()
+    policy_set: PolicySet
+    if args.policies is not None:
+        policy_set = compile_contents(read_source_dir(args.policies))
+    else:
+        keyring = Keyring.from_paths(args.verification_key)
+        policy_set = load_bundle(args.bundle, keyring, now=now).policy_set
+    decision = policy_set.evaluate(args.query, raw_input, now=now, decision_id=str(uuid.uuid4()))
+    _output.print_json(decision)
+    return EXIT_OK
+
+
+def _read_input(source: str) -> Any:
+    where = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _output.Refused(f"--input {where}: {exc}") from exc
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _output.Refused(f"--input {where}: not valid JSON ({exc})") from exc
