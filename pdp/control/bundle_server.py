@@ -1,0 +1,73 @@
+"""``GET /bundles/{name}``: the latest signed bundle for sidecars (DESIGN §8.4).
+
+The ETag is the bundle's SHA-256. ``If-None-Match`` with the current ETag answers 304; with
+``Prefer: wait=N`` the request is held up to N seconds (capped by ``--max-wait-seconds``) until a
+newer bundle is published — woken by the feed's LISTEN/NOTIFY — and then answered 200, or 304 when
+the wait ends with nothing new. The bytes served are exactly the stored ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from pdp.control.admin_routes import PLANE, principal
+from pdp.control.auth import Permission
+from pdp.control.bundle_store import BundleRecord
+from pdp.control.errors import NotFoundError
+
+BUNDLE_NAME = "main"
+CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
+
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def requested_wait(prefer: str | None, cap: float) -> float:
+    """Seconds asked for by a ``Prefer: wait=N`` header, capped; 0 when absent or malformed."""
+    if not prefer:
+        return 0.0
+    match = _WAIT.search(prefer)
+    return min(float(match.group(1)), cap) if match else 0.0
+
+
+def _etags(header: str | None) -> set[str]:
+    if not header:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _bundle_response(record: BundleRecord) -> web.Response:
+    return web.Response(
+        body=record.content, content_type=CONTENT_TYPE,
+        headers={"ETag": record.etag, "X-Bundle-Sequence": str(record.sequence),
+                 "X-Bundle-Revision": record.revision, "Cache-Control": "no-cache"},
+    )
+
+
+async def get_bundle(request: web.Request) -> web.StreamResponse:
+    """Serve the latest bundle, long-polling when the client's copy is current."""
+    principal(request).require(Permission.DOWNLOAD)
+    name = request.match_info["name"]
+    if name != BUNDLE_NAME:
+        raise NotFoundError(f"no bundle named {name!r}; the bundle is {BUNDLE_NAME!r}")
+    plane = request.app[PLANE]
+    known = _etags(request.headers.get("If-None-Match"))
+    wait = requested_wait(request.headers.get("Prefer"), plane.settings.max_wait_seconds)
+    latest = plane.feed.latest
+    current = latest is None or latest.etag in known
+    if current and wait > 0:
+        client_etag = next(iter(known)) if len(known) == 1 else None
+        latest = await plane.feed.wait_for_change(
+            client_etag if latest is not None else None, wait
+        )
+    if latest is None:
+        raise NotFoundError("nothing has been published yet")
+    if latest.etag in known:
+        return web.Response(status=304, headers={"ETag": latest.etag})
+    return _bundle_response(latest)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the bundle server on `app`."""
+    app.router.add_get("/bundles/{name}", get_bundle)

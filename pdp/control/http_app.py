@@ -1,0 +1,65 @@
+"""The control plane's HTTP server: admin API, bundle server and health, built by `make_app`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pdp.control import admin_routes, bundle_server, publish_routes
+from pdp.control.admin_routes import PLANE, PRINCIPAL
+from pdp.control.auth import bearer_token
+from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.http_errors import Handler, error_middleware
+from pdp.control.http_json import json_response
+from pdp.control.migrations import migrations_complete
+from pdp.control.plane import ControlPlane
+
+PUBLIC_PREFIX = "/health/"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate every request but health checks; unknown routes fall through to 404."""
+    route_missing = request.match_info.http_exception is not None
+    if not request.path.startswith(PUBLIC_PREFIX) and not route_missing:
+        token = bearer_token(request.headers.get("Authorization"))
+        request[PRINCIPAL] = await request.app[PLANE].tokens.authenticate(token)
+    return await handler(request)
+
+
+async def live(request: web.Request) -> web.Response:
+    """``GET /health/live``: the process is up and serving."""
+    return json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    """``GET /health/ready``: 200 when PostgreSQL answers and every migration is applied."""
+    plane = request.app[PLANE]
+    try:
+        async with plane.pool.acquire(timeout=2) as conn:
+            migrated = await migrations_complete(conn)
+    except CONNECTION_ERRORS as exc:
+        return json_response({"status": "unavailable", "database": str(exc)}, status=503)
+    if not migrated:
+        return json_response({"status": "unavailable", "database": "migrations pending"},
+                             status=503)
+    latest = plane.feed.latest
+    return json_response({
+        "status": "ok", "listening": plane.feed.listening,
+        "latest_sequence": latest.sequence if latest else None,
+    })
+
+
+def make_app(plane: ControlPlane) -> web.Application:
+    """The control plane's aiohttp application over an opened `plane`."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        # aiohttp refuses bigger bodies itself; http_json re-checks and answers 413 in our shape.
+        client_max_size=plane.settings.max_body_bytes,
+    )
+    app[PLANE] = plane
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    admin_routes.add_routes(app)
+    publish_routes.add_routes(app)
+    bundle_server.add_routes(app)
+    return app

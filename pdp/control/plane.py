@@ -1,0 +1,93 @@
+"""The control plane's parts, wired once at start-up and shared by its HTTP and gRPC servers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from pdp.bundle import JwsSigner, Keyring
+from pdp.bundle.errors import BundleError
+from pdp.bundle.keys import check_key_id, load_private_key
+from pdp.control import audit
+from pdp.control.auth import SYSTEM_ACTOR, Role, TokenRecord, TokenStore
+from pdp.control.bundle_feed import BundleFeed
+from pdp.control.database import open_pool
+from pdp.control.draft import Draft
+from pdp.control.errors import ConfigurationError
+from pdp.control.publisher import Publisher
+from pdp.control.seed import seed_if_empty
+from pdp.control.settings import ControlSettings
+from pdp.control.token_admin import TokenAdmin, check_token_name
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class ControlPlane:
+    """Everything a request handler needs; built by :func:`open_control_plane`."""
+
+    settings: ControlSettings
+    pool: asyncpg.Pool
+    tokens: TokenStore
+    token_admin: TokenAdmin
+    draft: Draft
+    publisher: Publisher
+    feed: BundleFeed
+    clock: Clock
+
+    async def close(self) -> None:
+        """Stop the feed and close the pool."""
+        await self.feed.close()
+        await self.pool.close()
+
+
+def load_signer(key_path: Path, key_id: str) -> tuple[JwsSigner, Keyring]:
+    """The signer of published bundles, and a keyring trusting its public half (self-check)."""
+    try:
+        check_key_id(key_id)
+        private = load_private_key(key_path)
+        return JwsSigner(private, key_id), Keyring({key_id: private.public_key()})
+    except BundleError as exc:
+        raise ConfigurationError(f"--signing-key: {exc}") from None
+
+
+async def open_control_plane(settings: ControlSettings, *, seed_dir: Path | None,
+                             clock: Clock = time.time) -> ControlPlane:
+    """Connect, migrate, seed an empty database from `seed_dir`, and start the bundle feed."""
+    signer, keyring = load_signer(settings.signing_key, settings.key_id)
+    pool = await open_pool(settings.database_url, max_size=settings.pool_size)
+    try:
+        if seed_dir is not None:
+            await seed_if_empty(pool, seed_dir)
+        tokens = TokenStore(pool)
+        draft = Draft(pool, clock=clock)
+        publisher = Publisher(pool, draft, signer=signer, keyring=keyring, clock=clock,
+                              bundle_dir=settings.bundle_dir)
+        feed = BundleFeed(settings.database_url, publisher.bundles,
+                          recheck_seconds=settings.recheck_seconds)
+        await feed.start()
+    except BaseException:
+        await pool.close()
+        raise
+    return ControlPlane(settings=settings, pool=pool, tokens=tokens,
+                        token_admin=TokenAdmin(pool, tokens), draft=draft, publisher=publisher,
+                        feed=feed, clock=clock)
+
+
+async def create_token(database_url: str, *, role: Role, name: str) -> tuple[str, TokenRecord]:
+    """`pdp control create-token`: migrate if needed, create a token, audit it as the system."""
+    pool = await open_pool(database_url, max_size=2)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            token, record = await TokenStore(pool).create(
+                conn, name=check_token_name(name), role=role, created_by=SYSTEM_ACTOR)
+            await audit.record(conn, actor=SYSTEM_ACTOR, action="token.create",
+                               target=str(record.id),
+                               details={"name": record.name, "role": role.value})
+    finally:
+        await pool.close()
+    return token, record

@@ -1,0 +1,198 @@
+"""Publishing: draft → bundle → bundle tests → signature → stored row → NOTIFY → bundle directory.
+
+A publish runs in one transaction holding the publish advisory lock, so replicas never race for a
+sequence and a crash leaves either no new bundle or a complete one. The candidate is loaded with
+:func:`pdp.bundle.load_bundle` — the very check a sidecar runs (signature, hashes, compilation,
+bundle tests) — before it is stored: what the control plane serves, sidecars accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from pdp.bundle import Keyring, Signer, build_bundle, load_bundle
+from pdp.bundle.archive import Limits, read_bundle_files
+from pdp.bundle.contents import json_bytes, parse_contents
+from pdp.bundle.errors import BundleError
+from pdp.bundle.manifest import DEFAULT_ROOTS, MANIFEST_FILE, Manifest, timestamp
+from pdp.bundle.signing import SIGNATURES_FILE
+from pdp.control import audit
+from pdp.control.auth import Permission, Principal
+from pdp.control.bundle_store import BundleRecord, BundleStore
+from pdp.control.document_store import nest_documents
+from pdp.control.draft import Draft
+from pdp.control.errors import PublishRefusedError
+from pdp.core import PolicySet
+
+Clock = Callable[[], float]
+log = logging.getLogger(__name__)
+
+BUNDLE_FILE_NAME = "main.tar.gz"
+
+
+def draft_files(policies: list[dict[str, Any]], data: dict[str, Any],
+                tests: Mapping[str, Any], manifest: Manifest) -> dict[str, bytes]:
+    """The unsigned files of a bundle holding the given draft."""
+    files = {f"policies/{spec['id']}.json": json_bytes(spec) for spec in policies}
+    files["data.json"] = json_bytes(data)
+    files.update({f"tests/{name}.json": json_bytes(doc) for name, doc in tests.items()})
+    files[MANIFEST_FILE] = manifest.to_json_bytes()
+    return files
+
+
+def write_atomically(directory: Path, name: str, content: bytes) -> Path:
+    """Write `content` to ``directory/name`` so readers see the old file or the new, never half."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, directory / name)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself must survive a crash too
+    finally:
+        os.close(dir_fd)
+    return directory / name
+
+
+class Publisher:
+    """Publish, roll back and read published bundles."""
+
+    def __init__(self, pool: asyncpg.Pool, draft: Draft, *, signer: Signer, keyring: Keyring,
+                 clock: Clock, bundle_dir: Path | None = None) -> None:
+        self._pool = pool
+        self._draft = draft
+        self._signer = signer
+        self._keyring = keyring
+        self._clock = clock
+        self._bundle_dir = bundle_dir
+        self.bundles = BundleStore(pool)
+        self._compiled: tuple[str, PolicySet] | None = None
+
+    async def publish(self, actor: Principal, *, notes: str = "") -> BundleRecord:
+        """Publish the current draft as the next sequence."""
+        actor.require(Permission.PUBLISH)
+        async with self._pool.acquire() as conn, conn.transaction():
+            sequence = await self.bundles.lock_for_publish(conn)
+            policies = await self._draft.policies.live_specs(conn)
+            data = nest_documents(await self._draft.data.all_documents(conn))
+            tests = await self._draft.tests.all_documents(conn)
+            manifest = self._manifest(sequence, {"published_by": actor.actor})
+            files = draft_files(policies, data, tests, manifest)
+            record = await self._store(conn, actor, files, notes=notes, rollback_of=None)
+        self._export(record)
+        return record
+
+    async def rollback(self, actor: Principal, to_sequence: int, *, notes: str = "") -> BundleRecord:
+        """Publish the content of bundle `to_sequence` again, as a new and higher sequence."""
+        actor.require(Permission.PUBLISH)
+        earlier = await self.bundles.get(to_sequence, with_content=True)
+        files = await asyncio.to_thread(read_bundle_files, earlier.content, Limits())
+        files.pop(SIGNATURES_FILE, None)
+        async with self._pool.acquire() as conn, conn.transaction():
+            sequence = await self.bundles.lock_for_publish(conn)
+            files[MANIFEST_FILE] = self._manifest(
+                sequence, {"published_by": actor.actor, "rollback_of": to_sequence}
+            ).to_json_bytes()
+            record = await self._store(conn, actor, files, notes=notes, rollback_of=to_sequence)
+        self._export(record)
+        return record
+
+    async def list(self, actor: Principal, *, limit: int = 50,
+                   before: int | None = None) -> list[BundleRecord]:
+        """Published bundles, newest first."""
+        actor.require(Permission.READ)
+        return await self.bundles.list(limit=limit, before=before)
+
+    async def get(self, actor: Principal, sequence: int) -> BundleRecord:
+        """One published bundle's metadata."""
+        actor.require(Permission.READ)
+        return await self.bundles.get(sequence)
+
+    async def diff(self, actor: Principal, from_sequence: int, to_sequence: int) -> dict[str, Any]:
+        """What changed between two published bundles, file by file (signature excluded)."""
+        actor.require(Permission.READ)
+        old, new = (await self.bundles.get(s, with_content=True)
+                    for s in (from_sequence, to_sequence))
+        before, after = await asyncio.gather(
+            asyncio.to_thread(read_bundle_files, old.content, Limits()),
+            asyncio.to_thread(read_bundle_files, new.content, Limits()),
+        )
+        names = (set(before) | set(after)) - {SIGNATURES_FILE}
+        changed = sorted(n for n in names & set(before) & set(after) if before[n] != after[n])
+        return {
+            "from": from_sequence, "to": to_sequence,
+            "added": sorted(names - set(before)), "removed": sorted(names - set(after)),
+            "changed": changed,
+            "patches": {name: "".join(difflib.unified_diff(
+                before[name].decode("utf-8", "replace").splitlines(keepends=True),
+                after[name].decode("utf-8", "replace").splitlines(keepends=True),
+                f"{from_sequence}/{name}", f"{to_sequence}/{name}")) for name in changed},
+        }
+
+    def policy_set(self, record: BundleRecord) -> PolicySet:
+        """The compiled policy set of a published bundle (cached for the latest one asked for)."""
+        cached = self._compiled
+        if cached is not None and cached[0] == record.sha256:
+            return cached[1]
+        loaded = load_bundle(record.content, self._keyring, now=self._clock())
+        self._compiled = (record.sha256, loaded.policy_set)
+        return loaded.policy_set
+
+    def _manifest(self, sequence: int, metadata: dict[str, Any]) -> Manifest:
+        return Manifest(revision=str(sequence), sequence=sequence, roots=DEFAULT_ROOTS,
+                        created_at=timestamp(self._clock()), metadata=metadata)
+
+    async def _store(self, conn: asyncpg.Connection, actor: Principal, files: dict[str, bytes],
+                     *, notes: str, rollback_of: int | None) -> BundleRecord:
+        content, manifest = await asyncio.to_thread(self._build_and_check, files)
+        record = await self.bundles.insert(conn, BundleRecord(
+            sequence=manifest.sequence, revision=manifest.revision,
+            sha256=hashlib.sha256(content).hexdigest(),
+            manifest=manifest.model_dump(mode="json"), key_id=self._signer.key_id,
+            published_by=actor.actor, published_at=timestamp(self._clock()), notes=notes,
+            rollback_of=rollback_of, content=content,
+        ))
+        action = "bundle.rollback" if rollback_of is not None else "bundle.publish"
+        details: dict[str, Any] = {"sha256": record.sha256, "notes": notes}
+        if rollback_of is not None:
+            details["rollback_of"] = rollback_of
+        await audit.record(conn, actor=actor.actor, action=action, target=str(record.sequence),
+                           details=details)
+        return record
+
+    def _build_and_check(self, files: dict[str, bytes]) -> tuple[bytes, Manifest]:
+        try:
+            contents = parse_contents(files)
+            content = build_bundle(contents, signer=self._signer)
+            # The sidecar's own load path: verify, compile, run the bundle tests.
+            load_bundle(content, self._keyring, now=self._clock())
+        except BundleError as exc:
+            raise PublishRefusedError(f"publish refused: {exc}", reason=exc.reason) from None
+        return content, contents.manifest
+
+    def _export(self, record: BundleRecord) -> None:
+        if self._bundle_dir is None:
+            return
+        try:
+            write_atomically(self._bundle_dir, BUNDLE_FILE_NAME, record.content)
+        except OSError as exc:
+            # The publish is committed and served; a full or read-only disk must not undo it.
+            log.error("bundle %d published but not written to %s: %s",
+                      record.sequence, self._bundle_dir, exc)
