@@ -1,0 +1,35 @@
+"""The pure policy core of pdp: policy documents, compilation, and the four decision queries.
+
+No I/O, no clock reads, no asyncio, no protocol types: a compiled ``PolicySet`` and an input go in,
+a JSON-able decision comes out. See ``docs/architecture.md`` for how the other layers use it.
+"""
+
+from pdp.core.conditions import Condition
+from pdp.core.consumption import RateCounter
+from pdp.core.document import POLICY_TYPES, PolicyDocument, parse_policy
+from pdp.core.errors import (
+    CoreError,
+    FieldError,
+    InputValidationError,
+    PolicyValidationError,
+    TestDefinitionError,
+    UnknownQueryError,
+)
+from pdp.core.policyset import QUERIES, PolicySet, compile_policy_set
+
+__all__ = [
+    "POLICY_TYPES",
+    "QUERIES",
+    "Condition",
+    "CoreError",
+    "FieldError",
+    "InputValidationError",
+    "PolicyDocument",
+    "PolicySet",
+    "PolicyValidationError",
+    "RateCounter",
+    "TestDefinitionError",
+    "UnknownQueryError",
+    "compile_policy_set",
+    "parse_policy",
+]

@@ -1,0 +1,134 @@
+"""validate_consumption (DESIGN §4.3): access, rate limits, content, classification, limits.
+
+Rate counting is the one stateful part of a decision, so it goes through the injected
+``RateCounter`` (the bounded in-memory implementation lives in the runtime). Counters are keyed
+by consumer and service, and each window (minute, hour, day) is hit at most once per decision,
+however many rate-limiting policies read it. Without counters (offline evaluation) request
+rates are not checked; ``max_tokens_per_request`` still is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pdp.core.access import decide_access
+from pdp.core.consumption_rules import PayloadScan, RateLimit, service_level
+from pdp.core.findings import Finding, Tally, apply_policies
+
+if TYPE_CHECKING:
+    from pdp.core.compile import CompiledSet
+
+WINDOWS: tuple[tuple[str, int, str], ...] = (
+    ("max_requests_per_minute", 60, "minute"),
+    ("max_requests_per_hour", 3600, "hour"),
+    ("max_requests_per_day", 86400, "day"),
+)
+
+
+class RateCounter(Protocol):
+    """Per-sidecar request counters, injected into ``validate_consumption``."""
+
+    def hit(self, key: str, window_seconds: int, now: float) -> int:
+        """Count one request in the window containing `now`; return the count including it."""
+        ...
+
+
+def rate_key(consumer_id: str, service_id: str) -> str:
+    """The counter key of a consumer and a service (a separator ids cannot contain)."""
+    return f"{consumer_id}\x1f{service_id}"
+
+
+def _requested_tokens(metadata: Any) -> tuple[Any, int | None]:
+    """``context.metadata.max_tokens`` as given and as an int (None if absent or invalid)."""
+    raw = metadata.get("max_tokens") if type(metadata) is dict else None
+    if type(raw) is int:
+        return raw, raw
+    if type(raw) is str and raw.strip().isdigit() and len(raw) < 20:
+        return raw, int(raw)
+    return raw, None
+
+
+def _rate_findings(limit: RateLimit, counts: dict[int, int], key: str | None, now: float,
+                   counters: RateCounter | None, tokens: tuple[Any, int | None]) -> list[Finding]:
+    rule = limit.rule
+    findings = []
+    if counters is not None and key is not None:
+        for attribute, window, label in WINDOWS:
+            ceiling = getattr(rule, attribute)
+            if ceiling is None:
+                continue
+            if window not in counts:
+                counts[window] = counters.hit(key, window, now)
+            if counts[window] > ceiling:
+                findings.append(Finding(
+                    f"rate.{label}", str(counts[window]), f"at most {ceiling} per {label}",
+                    f"{counts[window]} requests this {label}, over the limit of {ceiling}",
+                    f"wait for the next {label} or ask for a higher limit"))
+    ceiling = rule.max_tokens_per_request
+    raw, requested = tokens
+    if ceiling is not None and raw is not None and (requested is None or requested > ceiling):
+        findings.append(Finding(
+            "context.metadata.max_tokens", str(raw)[:64], f"at most {ceiling}",
+            f"the request asks for {str(raw)[:64]} tokens, over the limit of {ceiling}"
+            if requested is not None else "context.metadata.max_tokens is not a whole number",
+            f"ask for at most {ceiling} tokens per request"))
+    return findings
+
+
+def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: float,
+                       counters: RateCounter | None, tally: Tally) -> dict[str, Any]:
+    """The consumption decision without ids: allowed, reason, permissions and ``limits``."""
+    consumer_id, service_id = request.get("consumer_id"), request.get("service_id")
+    context = request.get("context")
+    if type(context) is not dict:
+        context = {}
+    answer = decide_access(compiled.access, compiled.access_policies, request, consumer_id,
+                           service_id, "consume", context.get("ip_address"), tally)
+    limits = {"max_tokens": 0, "max_requests_per_minute": 0, "max_requests_per_day": 0,
+              "max_cost_per_request": compiled.max_cost_per_request or 0.0}
+    if compiled.rate_limits:
+        key = (rate_key(consumer_id, service_id)
+               if type(consumer_id) is str and type(service_id) is str else None)
+        counts: dict[int, int] = {}
+        tokens = _requested_tokens(context.get("metadata"))
+        for limit in compiled.rate_limits:
+            policy = limit.policy
+            try:
+                matched = policy.when is None or policy.when(request)
+                findings = (_rate_findings(limit, counts, key, now, counters, tokens)
+                            if matched else [])
+            except Exception as exc:  # a failing counter must fail closed, not crash
+                tally.record_error(policy, exc)
+                continue
+            if findings:
+                tally.record(policy, findings, policy.enforcement)
+            tally.note(policy, matched, findings, policy.enforcement)
+            if matched and policy.enforcement != "dryrun":
+                _tighten(limits, limit)
+    payload = request.get("request_payload")
+    if type(payload) is not str:
+        payload = ""
+    if compiled.content:
+        apply_policies(compiled.content, request, payload, tally)
+    if compiled.classification and compiled.detectors is not None:
+        scan = PayloadScan(payload, service_level(compiled.access.services, service_id),
+                           compiled.detectors)
+        apply_policies(compiled.classification, request, scan, tally)
+    if answer["allowed"] and tally.violations:
+        first = tally.violations[0]
+        answer["allowed"] = False
+        answer["reason"] = (f"denied by policy {first['policy_id']!r}: {first['message']}"
+                            + (f" (and {len(tally.violations) - 1} more violation(s))"
+                               if len(tally.violations) > 1 else ""))
+    answer["limits"] = limits
+    return answer
+
+
+def _tighten(limits: dict[str, Any], limit: RateLimit) -> None:
+    """Lower ``limits`` to this policy's where it is tighter (0 means "no limit", as in proto)."""
+    rule = limit.rule
+    for name, value in (("max_tokens", rule.max_tokens_per_request),
+                        ("max_requests_per_minute", rule.max_requests_per_minute),
+                        ("max_requests_per_day", rule.max_requests_per_day)):
+        if value is not None and (limits[name] == 0 or value < limits[name]):
+            limits[name] = value

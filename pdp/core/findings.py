@@ -1,0 +1,170 @@
+"""What a failed check reports, and how compiled policies turn reports into violations.
+
+A type's check returns ``None`` when the input passes (the common, fast case) or a list of
+``Finding``s. ``CompiledPolicy`` carries a policy's identity with its compiled ``when`` and check;
+``apply_policies`` runs a tuple of them, sorting each violation into the answer's ``violations``
+(enforcement ``deny``), ``warnings`` (``warn``) or the shadow ``dryrun`` list, and recording the
+``explain`` entry when asked. An exception inside one policy is a finding of that policy, not a
+crash: fail closed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from pdp.core.paths import MISSING
+
+MAX_VALUE_TEXT = 256  # actual/expected values are echoed, so keep them short
+
+
+class Finding(NamedTuple):
+    """One way an input fails one policy."""
+
+    field: str
+    actual: str
+    expected: str
+    message: str
+    remediation: str
+
+
+def display(value: Any) -> str:
+    """Render an input value for ``actual_value`` / ``expected_value`` (strings, as the origin)."""
+    if value is MISSING or value is None:
+        text = ""
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        text = repr(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        text = ", ".join(display(item) for item in value)
+    else:
+        try:
+            text = json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= MAX_VALUE_TEXT else text[: MAX_VALUE_TEXT - 1] + "…"
+
+
+Check = Callable[[Any], "list[Finding] | None"]
+Predicate = Callable[[Any], bool]
+
+
+class CompiledPolicy:
+    """A policy ready to evaluate: identity, enforcement, compiled ``when`` and check."""
+
+    __slots__ = ("check", "enforcement", "id", "message", "name", "remediation", "severity",
+                 "when")
+
+    def __init__(self, *, id: str, name: str, severity: str, enforcement: str,
+                 message: str | None, remediation: str | None, when: Predicate | None,
+                 check: Check) -> None:
+        self.id = id
+        self.name = name
+        self.severity = severity
+        self.enforcement = enforcement
+        self.message = message
+        self.remediation = remediation
+        self.when = when
+        self.check = check
+
+    def violation(self, finding: Finding, enforcement: str) -> dict[str, Any]:
+        """The §5 violation object for one finding of this policy."""
+        return {
+            "policy_id": self.id,
+            "policy_name": self.name,
+            "severity": self.severity,
+            "message": self.message or finding.message,
+            "remediation": self.remediation or finding.remediation,
+            "field": finding.field,
+            "actual_value": finding.actual,
+            "expected_value": finding.expected,
+            "enforcement": enforcement,
+        }
+
+
+def internal_error(exc: BaseException) -> Finding:
+    """The finding that stands for an unexpected error inside a policy (fail closed)."""
+    return Finding("", "", "", f"internal error while evaluating the policy: "
+                   f"{type(exc).__name__}: {display(str(exc))}",
+                   "report this to the policy owner; the policy is treated as violated")
+
+
+_OUTCOMES = {"deny": "violation", "warn": "warning", "dryrun": "dryrun"}
+
+
+class Tally:
+    """The violations, warnings, dry-run findings and explain entries of one decision."""
+
+    __slots__ = ("dryrun", "explain", "failed", "violations", "warnings")
+
+    def __init__(self, explain: bool) -> None:
+        self.violations: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
+        self.dryrun: list[dict[str, Any]] = []
+        self.explain: list[dict[str, Any]] | None = [] if explain else None
+        self.failed = 0
+
+    def record(self, policy: CompiledPolicy, findings: list[Finding], enforcement: str) -> None:
+        """File a policy's findings as violations, warnings or dry-run findings."""
+        if enforcement == "deny":
+            self.failed += 1
+            target = self.violations
+        elif enforcement == "warn":
+            target = self.warnings
+        else:
+            target = self.dryrun
+        target.extend(policy.violation(finding, enforcement) for finding in findings)
+
+    def record_error(self, policy: CompiledPolicy, exc: BaseException) -> None:
+        """An exception inside a policy: a ``deny`` violation, or a dry-run finding in shadow
+        mode (a dry-run policy must never change an answer, even when broken)."""
+        enforcement = "dryrun" if policy.enforcement == "dryrun" else "deny"
+        findings = [internal_error(exc)]
+        self.record(policy, findings, enforcement)
+        if self.explain is not None:
+            self.note(policy, True, findings, "error")
+
+    def note(self, policy: CompiledPolicy, matched: bool, findings: list[Finding] | None,
+             enforcement: str) -> None:
+        """Add the explain entry of one policy."""
+        if self.explain is None:
+            return
+        if not matched:
+            outcome = "not_applicable"
+        elif not findings:
+            outcome = "pass"
+        else:
+            outcome = _OUTCOMES.get(enforcement, "error")
+        self.explain.append({"policy_id": policy.id, "when_matched": matched,
+                             "outcome": outcome, "findings": len(findings or ())})
+
+    def finish(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """Attach the dry-run list and explain entries (only when present) to an answer."""
+        if self.dryrun:
+            answer["dryrun"] = self.dryrun
+        if self.explain is not None:
+            answer["explain"] = self.explain
+        return answer
+
+
+def apply_policies(policies: tuple[CompiledPolicy, ...], scope: Any, subject: Any,
+                   tally: Tally) -> None:
+    """Evaluate ``policies``: ``when`` against ``scope``, the check against ``subject``."""
+    for policy in policies:
+        matched = True
+        try:
+            when = policy.when
+            if when is not None:
+                matched = when(scope)
+            findings = policy.check(subject) if matched else None
+        except Exception as exc:  # one broken policy must not break the decision
+            tally.record_error(policy, exc)
+            continue
+        if findings:
+            tally.record(policy, findings, policy.enforcement)
+        if tally.explain is not None:
+            tally.note(policy, matched, findings, policy.enforcement)

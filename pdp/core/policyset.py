@@ -1,0 +1,185 @@
+"""``compile_policy_set`` and ``PolicySet``: policies and data compiled once, then queried.
+
+Compilation validates bundle data, rejects duplicate ids, and turns every enabled policy into a
+``CompiledPolicy`` filed under the query it belongs to. A ``PolicySet`` is immutable after
+construction (its one cache, the formatted time of the current second, is replaced atomically), so
+one instance is safely shared by every request of every thread.
+
+Evaluation never raises on input data: a non-object input reads as ``{}``, absent fields are
+absent, and an exception inside a policy becomes a violation of that policy (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from pdp.core.access import AccessIndex, decide_access
+from pdp.core.compile import CompiledSet, compile_policies
+from pdp.core.consumption import RateCounter, decide_consumption
+from pdp.core.document import PolicyDocument
+from pdp.core.errors import UnknownQueryError
+from pdp.core.findings import Tally, apply_policies
+from pdp.core.routes import match_route
+
+QUERIES: tuple[str, ...] = ("validate_service", "check_access", "validate_consumption",
+                            "authorize_http")
+
+def compile_policy_set(policies: Iterable[PolicyDocument], data: Mapping[str, Any], *,
+                       revision: str = "draft") -> PolicySet:
+    """Compile policies and bundle data; raises ``PolicyValidationError`` naming the problem."""
+    documents = tuple(policies)
+    return PolicySet(documents, data, compile_policies(documents, data), revision)
+
+
+def _as_object(value: object) -> dict[str, Any]:
+    if type(value) is dict:
+        return value
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+class PolicySet:
+    """Compiled policies and data of one revision; answers the four queries."""
+
+    def __init__(self, documents: tuple[PolicyDocument, ...], data: Mapping[str, Any],
+                 compiled: CompiledSet, revision: str) -> None:
+        self.revision = revision
+        self.policies = documents
+        self.data: Mapping[str, Any] = MappingProxyType(dict(data))
+        self._by_id = {policy.id: policy for policy in documents}
+        self._compiled = compiled
+        self._access: AccessIndex = compiled.access
+        self._second: tuple[int, str] = (-1, "")
+        self._queries: dict[str, Callable[..., dict[str, Any]]] = {
+            "validate_service": self.validate_service,
+            "check_access": self.check_access,
+            "validate_consumption": self.validate_consumption,
+            "authorize_http": self.authorize_http,
+        }
+
+    def get(self, policy_id: str) -> PolicyDocument | None:
+        """The policy with this id, enabled or not, or None."""
+        return self._by_id.get(policy_id)
+
+    def evaluate(self, query: str, input: Mapping[str, Any], *, now: float, decision_id: str,
+                 counters: RateCounter | None = None, explain: bool = False) -> dict[str, Any]:
+        """Answer ``query`` (one of ``QUERIES``); raises only ``UnknownQueryError``."""
+        answer = self._queries.get(query)
+        if answer is None:
+            raise UnknownQueryError(query, QUERIES)
+        return answer(input, now=now, decision_id=decision_id, counters=counters,
+                      explain=explain)
+
+    def _timestamp(self, now: float) -> str:
+        """RFC 3339 UTC time of ``now`` to the second, formatted once per second."""
+        try:
+            second = int(now)
+        except (OverflowError, ValueError, TypeError):
+            second = 0
+        cached = self._second
+        if cached[0] == second:
+            return cached[1]
+        try:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, ValueError, OSError):
+            text = "1970-01-01T00:00:00Z"
+        self._second = (second, text)
+        return text
+
+    def validate_service(self, input: Mapping[str, Any], *, now: float, decision_id: str,
+                         counters: RateCounter | None = None,
+                         explain: bool = False) -> dict[str, Any]:
+        """Check a service listing against the listing policies (§5 ValidateServiceResponse)."""
+        doc = _as_object(input)
+        tally = Tally(explain)
+        apply_policies(self._compiled.service, doc, doc, tally)
+        evaluated = self._compiled.service_counted
+        revision = self.revision
+        return tally.finish({
+            "compliant": not tally.violations,
+            "violations": tally.violations,
+            "warnings": tally.warnings,
+            "policy_version": revision,
+            "validated_at": self._timestamp(now),
+            "metadata": {
+                "policies_evaluated": evaluated,
+                "policies_passed": evaluated - tally.failed,
+                "policies_failed": tally.failed,
+                "validation_duration_ms": 0,
+            },
+            "decision_id": decision_id,
+            "bundle_revision": revision,
+        })
+
+    def check_access(self, input: Mapping[str, Any], *, now: float, decision_id: str,
+                     counters: RateCounter | None = None,
+                     explain: bool = False) -> dict[str, Any]:
+        """May ``user_id`` do ``action`` on ``service_id``? (§5 CheckAccessResponse)."""
+        request = _as_object(input)
+        context = request.get("context")
+        ip_address = context.get("ip_address") if type(context) is dict else None
+        tally = Tally(explain)
+        answer = decide_access(self._access, self._compiled.access_policies, request,
+                               request.get("user_id"), request.get("service_id"),
+                               request.get("action"), ip_address, tally)
+        if self._compiled.access_custom:
+            self._apply_custom(self._compiled.access_custom, request, answer, tally)
+        answer["violations"] = tally.violations
+        answer["warnings"] = tally.warnings
+        answer["decision_id"] = decision_id
+        answer["bundle_revision"] = self.revision
+        return tally.finish(answer)
+
+    def _apply_custom(self, policies: Any, request: dict[str, Any], answer: dict[str, Any],
+                      tally: Tally) -> None:
+        """Run ``custom`` policies of an access query on the enriched input."""
+        before = len(tally.violations)
+        user_id, service_id = request.get("user_id"), request.get("service_id")
+        scope = {**request,
+                 "user": self._access.users.get(user_id, {}) if type(user_id) is str else {},
+                 "service": (self._access.services.get(service_id, {})
+                             if type(service_id) is str else {})}
+        apply_policies(policies, scope, scope, tally)
+        if len(tally.violations) > before and answer["allowed"]:
+            first = tally.violations[before]
+            answer["allowed"] = False
+            answer["reason"] = f"denied by policy {first['policy_id']!r}: {first['message']}"
+
+    def validate_consumption(self, input: Mapping[str, Any], *, now: float, decision_id: str,
+                             counters: RateCounter | None = None,
+                             explain: bool = False) -> dict[str, Any]:
+        """Access, rate limits, content and classification of one consumer call (§4.3)."""
+        request = _as_object(input)
+        tally = Tally(explain)
+        answer = decide_consumption(self._compiled, request, now, counters, tally)
+        if self._compiled.consumption_custom:
+            self._apply_custom(self._compiled.consumption_custom,
+                               {**request, "user_id": request.get("consumer_id")}, answer, tally)
+        answer["violations"] = tally.violations
+        answer["warnings"] = tally.warnings
+        answer["decision_id"] = decision_id
+        answer["bundle_revision"] = self.revision
+        return tally.finish(answer)
+
+    def authorize_http(self, input: Mapping[str, Any], *, now: float, decision_id: str,
+                       counters: RateCounter | None = None,
+                       explain: bool = False) -> dict[str, Any]:
+        """ext_authz: match the HTTP request to ``data.routes``, then check access."""
+        request = _as_object(input)
+        route = match_route(self._compiled.routes, request)
+        if route.access_request is None:
+            answer: dict[str, Any] = {
+                "allowed": False, "reason": route.reason, "required_permissions": [],
+                "missing_permissions": [], "violations": [], "warnings": [],
+                "decision_id": decision_id, "bundle_revision": self.revision,
+            }
+            if explain:
+                answer["explain"] = []
+        else:
+            answer = self.check_access(route.access_request, now=now, decision_id=decision_id,
+                                       explain=explain)
+        answer["http_status"] = 200 if answer["allowed"] else route.denied_status
+        answer["route"] = route.template
+        return answer
