@@ -32,6 +32,7 @@ from pdp.bundle.keys import (
     PublicKey,
     generate_private_key,
     load_private_key,
+    private_pem,
     public_pem,
     write_key_pair,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "load_bundle",
     "load_private_key",
     "open_bundle",
+    "private_pem",
     "parse_contents",
     "parse_manifest",
     "public_pem",

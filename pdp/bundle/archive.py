@@ -28,6 +28,9 @@ MiB = 1024 * 1024
 # bundle compress far beyond 100:1 while being harmless, and the bytes held are bounded anyway.
 RATIO_GRACE_BYTES = 1 * MiB
 
+# Files parsed before the signature is checked get a tighter limit than policies and data.
+_PARSED_FIRST = frozenset({".manifest", ".signatures.json"})
+
 # The reader's chunk size: the most a single read can inflate past a limit before it is refused.
 _CHUNK = 64 * 1024
 
@@ -90,6 +93,12 @@ class _FileBudget:
             raise UnsafeArchiveError(
                 "too_many_files",
                 f"{name}: more than {self._limits.max_files} files in the bundle",
+                file=name,
+            )
+        if name in _PARSED_FIRST and size > self._limits.max_manifest_bytes:
+            raise UnsafeArchiveError(
+                "metadata_too_large",
+                f"{name}: {size} bytes is over the limit of {self._limits.max_manifest_bytes}",
                 file=name,
             )
         if size > self._limits.max_file_bytes:
