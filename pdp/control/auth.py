@@ -159,7 +159,7 @@ class TokenStore:
         )
         return token, _record(row)
 
-    async def list(self) -> list[TokenRecord]:
+    async def all(self) -> list[TokenRecord]:
         """Every token, oldest first."""
         rows = await self._pool.fetch(
             "SELECT id, name, role, created_at, created_by, revoked_at FROM api_tokens ORDER BY id"

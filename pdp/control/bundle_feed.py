@@ -21,6 +21,9 @@ from pdp.control.database import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 
+# What a lost database means to the feed: log, keep the last bundle, try again at the next re-check.
+_FEED_ERRORS = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+
 
 class BundleFeed:
     """Holds the latest bundle; ``wait_for_change`` is the long-poll primitive."""
@@ -30,7 +33,7 @@ class BundleFeed:
         self._store = store
         self._recheck_seconds = recheck_seconds
         self._latest: BundleRecord | None = None
-        # Replaced by a fresh event after every change; waiters hold the one current when they began.
+        # Replaced after every change; each waiter holds the event current when it began.
         self._changed = asyncio.Event()
         self._refresh_lock = asyncio.Lock()
         self._listener: asyncpg.Connection | None = None
@@ -77,14 +80,14 @@ class BundleFeed:
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
 
-    async def wait_for_change(self, etag: str | None, timeout: float) -> BundleRecord | None:
+    async def wait_for_change(self, etag: str | None, seconds: float) -> BundleRecord | None:
         """The latest bundle as soon as its ETag differs from `etag`, or after `timeout` seconds.
 
         Returns at once when the client's copy is already out of date; returns the unchanged latest
-        bundle (possibly None) when the timeout passes first.
+        bundle (possibly None) when `seconds` pass first.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(timeout, 0.0)
+        deadline = loop.time() + max(seconds, 0.0)
         while True:
             event = self._changed
             latest = self._latest
@@ -105,7 +108,7 @@ class BundleFeed:
                 if not self.listening:
                     await self._listen()
                 await self.refresh()
-            except CONNECTION_ERRORS + (asyncpg.PostgresError,) as exc:
+            except _FEED_ERRORS as exc:
                 log.warning("bundle feed: cannot reach PostgreSQL, retrying: %s", exc)
 
     async def _listen(self) -> None:
@@ -113,7 +116,7 @@ class BundleFeed:
         try:
             conn = await asyncpg.connect(self._dsn, timeout=10)
             await conn.add_listener(BUNDLE_CHANNEL, self._on_notify)
-        except CONNECTION_ERRORS + (asyncpg.PostgresError,) as exc:
+        except _FEED_ERRORS as exc:
             log.warning("bundle feed: LISTEN connection failed, polling until it is back: %s", exc)
             return
         self._listener = conn
@@ -132,5 +135,5 @@ class BundleFeed:
     async def _refresh_quietly(self) -> None:
         try:
             await self.refresh()
-        except CONNECTION_ERRORS + (asyncpg.PostgresError,) as exc:
-            log.warning("bundle feed: refresh after NOTIFY failed, the re-check will retry: %s", exc)
+        except _FEED_ERRORS as exc:
+            log.warning("bundle feed: refresh after NOTIFY failed; the re-check retries: %s", exc)

@@ -15,7 +15,7 @@ from aiohttp import web
 from pdp.control.admin_routes import PLANE, principal
 from pdp.control.auth import Permission
 from pdp.control.bundle_store import BundleRecord
-from pdp.control.errors import NotFoundError
+from pdp.control.errors import NotFoundError, NotPublishedError
 
 BUNDLE_NAME = "main"
 CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
@@ -62,10 +62,14 @@ async def get_bundle(request: web.Request) -> web.StreamResponse:
             client_etag if latest is not None else None, wait
         )
     if latest is None:
-        raise NotFoundError("nothing has been published yet")
+        raise NotPublishedError("nothing has been published yet")
+    # Tells clients the wait was honoured, so they long-poll rather than fall back to polling.
+    applied = {"Preference-Applied": f"wait={wait:g}"} if wait > 0 else {}
     if latest.etag in known:
-        return web.Response(status=304, headers={"ETag": latest.etag})
-    return _bundle_response(latest)
+        return web.Response(status=304, headers={"ETag": latest.etag, **applied})
+    answer = _bundle_response(latest)
+    answer.headers.update(applied)
+    return answer
 
 
 def add_routes(app: web.Application) -> None:

@@ -47,11 +47,13 @@ class BundleRecord:
         }
 
 
-_META = "sequence, revision, sha256, manifest, key_id, published_by, published_at, notes, rollback_of"
+_META = (
+    "sequence, revision, sha256, manifest, key_id, published_by, published_at, notes, rollback_of"
+)
 
 
 def _record(row: asyncpg.Record) -> BundleRecord:
-    content = row["content"] if "content" in row else b""
+    content = row.get("content", b"")
     return BundleRecord(
         sequence=row["sequence"], revision=row["revision"], sha256=row["sha256"],
         manifest=row["manifest"], key_id=row["key_id"], published_by=row["published_by"],
@@ -88,7 +90,7 @@ class BundleStore:
             raise NotFoundError(f"no bundle with sequence {sequence}")
         return _record(row)
 
-    async def list(self, *, limit: int = 50, before: int | None = None) -> list[BundleRecord]:
+    async def recent(self, *, limit: int = 50, before: int | None = None) -> list[BundleRecord]:
         """Bundles newest first, without their bytes; `before` pages backwards."""
         rows = await self._pool.fetch(
             f"SELECT {_META} FROM bundles WHERE $2::bigint IS NULL OR sequence < $2"

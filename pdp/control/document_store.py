@@ -62,7 +62,7 @@ class DocumentStore:
             raise RequestError(message, [FieldError("path", message)])
         return path
 
-    async def list(self) -> list[StoredDocument]:
+    async def all(self) -> list[StoredDocument]:
         """Every document, in path order."""
         rows = await self._pool.fetch(f"SELECT * FROM {self._table} ORDER BY path")
         return [_record(row) for row in rows]

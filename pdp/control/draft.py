@@ -52,6 +52,17 @@ def validate_policy(raw: object, *, data: dict[str, Any]) -> PolicyDocument:
     return document
 
 
+def parse_decision_input(query: str, raw_input: object) -> dict[str, Any]:
+    """The core's checked input for `query`; RequestError / NotFoundError when it is refused."""
+    try:
+        return parse_input(query, raw_input)
+    except CoreInputError as exc:
+        raise RequestError(str(exc), [FieldError(f"input.{e.path}".rstrip("."), e.message)
+                                      for e in exc.errors]) from None
+    except UnknownQueryError as exc:
+        raise NotFoundError(str(exc)) from None
+
+
 class Draft:
     """Operations on the unpublished policy set, each authorised, validated and audited."""
 
@@ -62,13 +73,13 @@ class Draft:
         self.data = DocumentStore(pool, "data_documents", nested=True)
         self.tests = DocumentStore(pool, "bundle_tests", nested=False)
 
-    # -- policies -------------------------------------------------------------------------------
+    # -- policies ----------------------------------------------------------------------------
 
     async def list_policies(self, actor: Principal,
                             query: PolicyQuery) -> tuple[list[PolicyRecord], int]:
         """A page of live policies and the total count."""
         actor.require(Permission.READ)
-        return await self.policies.list(query)
+        return await self.policies.find(query)
 
     async def get_policy(self, actor: Principal, policy_id: str) -> PolicyRecord:
         """One live policy."""
@@ -121,7 +132,7 @@ class Draft:
             await audit.record(conn, actor=actor.actor, action="policy.delete", target=policy_id)
         return deleted_at
 
-    # -- data documents and bundle tests ------------------------------------------------------------
+    # -- data documents and bundle tests -----------------------------------------------------
 
     def _documents(self, kind: str) -> DocumentStore:
         return self.data if kind == "data" else self.tests
@@ -129,7 +140,7 @@ class Draft:
     async def list_documents(self, actor: Principal, kind: str) -> list[StoredDocument]:
         """Every data document (`kind` "data") or bundle test file (`kind` "tests")."""
         actor.require(Permission.READ)
-        return await self._documents(kind).list()
+        return await self._documents(kind).all()
 
     async def get_document(self, actor: Principal, kind: str, path: str) -> StoredDocument:
         """One data document or test file."""
@@ -167,19 +178,13 @@ class Draft:
         except PolicyValidationError as exc:
             raise RequestError(f"invalid bundle test file: {exc}", exc.errors) from None
 
-    # -- evaluation -----------------------------------------------------------------------------
+    # -- evaluation --------------------------------------------------------------------------
 
     async def evaluate(self, actor: Principal, query: str, raw_input: object, *,
                        explain: bool = False) -> dict[str, Any]:
         """Run `query` on `raw_input` against the draft, as if it were published now."""
         actor.require(Permission.EVALUATE)
-        try:
-            parsed = parse_input(query, raw_input)
-        except CoreInputError as exc:
-            raise RequestError(str(exc), [FieldError(f"input.{e.path}".rstrip("."), e.message)
-                                          for e in exc.errors]) from None
-        except UnknownQueryError as exc:
-            raise NotFoundError(str(exc)) from None
+        parsed = parse_decision_input(query, raw_input)
         policy_set = await self.compile()
         return policy_set.evaluate(query, parsed, now=self._clock(),
                                    decision_id=str(uuid.uuid4()), explain=explain)

@@ -1,5 +1,5 @@
-"""The control plane's exceptions: one tree, mapped to HTTP codes in ``http_errors`` and to gRPC codes
-in ``grpc_service`` — nowhere else.
+"""The control plane's exceptions: one tree, mapped to HTTP codes in ``http_errors`` and to gRPC
+codes in ``grpc_errors`` — nowhere else.
 
 ::
 
@@ -11,7 +11,8 @@ in ``grpc_service`` — nowhere else.
     ├── NotFoundError            no such policy, document, bundle, token   404 / NOT_FOUND
     ├── AlreadyExistsError       a policy with this id exists              409 / ALREADY_EXISTS
     ├── VersionConflictError     If-Match names a stale version            409 / ABORTED
-    ├── PublishRefusedError      the draft does not build or its tests fail 422 / FAILED_PRECONDITION
+    ├── NotPublishedError        nothing has been published yet            404 / FAILED_PRECONDITION
+    ├── PublishRefusedError      the draft does not build or a test fails  422 / FAILED_PRECONDITION
     ├── StoreUnavailableError    PostgreSQL cannot be reached              503 / UNAVAILABLE
     └── ConfigurationError       `pdp control` cannot start with these options (exit code 2)
 """
@@ -61,6 +62,10 @@ class VersionConflictError(ControlError):
     def __init__(self, message: str, current_version: int) -> None:
         super().__init__(message)
         self.current_version = current_version
+
+
+class NotPublishedError(ControlError):
+    """A bundle or a decision on the published policies was asked for before the first publish."""
 
 
 class PublishRefusedError(ControlError):

@@ -20,6 +20,7 @@ from pdp.control.errors import (
     BodyTooLargeError,
     ControlError,
     NotFoundError,
+    NotPublishedError,
     PermissionDeniedError,
     PublishRefusedError,
     RequestError,
@@ -38,6 +39,7 @@ _STATUS: tuple[tuple[type[ControlError], int, str], ...] = (
     (BodyTooLargeError, 413, "body_too_large"),
     (RequestError, 400, "invalid_request"),
     (NotFoundError, 404, "not_found"),
+    (NotPublishedError, 404, "not_published"),
     (AlreadyExistsError, 409, "already_exists"),
     (VersionConflictError, 409, "version_conflict"),
     (PublishRefusedError, 422, "publish_refused"),
@@ -87,5 +89,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return response_for(exc)
-    except Exception as exc:  # noqa: BLE001 - this is the one place that maps every exception
+    except Exception as exc:  # the one place that maps every exception
         return response_for(exc)

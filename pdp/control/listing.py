@@ -4,6 +4,9 @@ HTTP passes query parameters (``?type=security&enabled=true&order_by=created_at 
 the origin's ``filter`` string (``type=SECURITY AND enabled=true``) and ``order_by``. Both become a
 :class:`PolicyQuery`; a bad value raises RequestError naming the parameter.
 
+Orders are one or more comma-separated ``field [asc|desc]`` terms; ties are broken by id. Page sizes
+above the maximum are lowered to it (as AIP-158 advises), not refused.
+
 Page tokens are opaque to clients; inside they carry the offset of the next page. Offsets can skip
 or repeat a row when policies are created between two page reads, which an admin listing tolerates.
 """
@@ -19,19 +22,22 @@ from pdp.control.errors import RequestError
 from pdp.core import FieldError
 
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 1000
 
 POLICY_TYPES = frozenset({
     "data_residency", "compliance", "security", "pricing", "access_control", "rate_limiting",
     "content_filtering", "data_classification", "custom",
 })
 SEVERITIES = frozenset({"critical", "high", "medium", "low"})
+ENFORCEMENTS = frozenset({"deny", "warn", "dryrun"})
+FILTER_KEYS = ("type", "enabled", "severity", "enforcement")
 
 # Column expressions of the orderable fields; a user string never reaches SQL, only these.
 ORDER_COLUMNS: dict[str, str] = {
     "id": "id",
     "name": "spec->>'name'",
     "type": "type",
+    "enforcement": "spec->>'enforcement'",
     "severity": "array_position(ARRAY['critical','high','medium','low'], severity)",
     "version": "version",
     "created_at": "created_at",
@@ -46,10 +52,16 @@ class PolicyQuery:
     type: str | None = None
     enabled: bool | None = None
     severity: str | None = None
+    enforcement: str | None = None
     page_size: int = DEFAULT_PAGE_SIZE
     offset: int = 0
-    order_by: str = "id"
-    descending: bool = False
+    order: tuple[tuple[str, bool], ...] = (("id", False),)
+    """(field, descending) pairs, most significant first."""
+
+    def order_sql(self) -> str:
+        """The ORDER BY list of this query (only column expressions from ORDER_COLUMNS)."""
+        terms = [ORDER_COLUMNS[field] + (" DESC" if desc else " ASC") for field, desc in self.order]
+        return ", ".join([*terms, "id ASC"])
 
     def next_page_token(self, total: int) -> str:
         """The token of the page after this one, or "" when this is the last."""
@@ -88,35 +100,38 @@ def _parse_bool(field: str, value: str) -> bool:
     raise _bad(field, f"expected true or false, got {value!r}")
 
 
-def _parse_order(value: str) -> tuple[str, bool]:
-    words = value.split()
-    if not words or len(words) > 2:
-        raise _bad("order_by", "expected '<field>' or '<field> asc|desc'")
-    field = words[0].lower()
-    if field not in ORDER_COLUMNS:
-        raise _bad("order_by", f"cannot order by {field!r}; one of {', '.join(ORDER_COLUMNS)}")
-    direction = words[1].lower() if len(words) == 2 else "asc"
-    if direction not in {"asc", "desc"}:
-        raise _bad("order_by", f"direction must be asc or desc, got {words[1]!r}")
-    return field, direction == "desc"
+def _parse_order(value: str) -> tuple[tuple[str, bool], ...]:
+    terms: list[tuple[str, bool]] = []
+    for term in value.split(","):
+        words = term.split()
+        if not words or len(words) > 2:
+            raise _bad("order_by", "expected '<field>' or '<field> asc|desc', comma-separated")
+        field = words[0].lower()
+        if field not in ORDER_COLUMNS:
+            raise _bad("order_by", f"cannot order by {field!r}; one of {', '.join(ORDER_COLUMNS)}")
+        direction = words[1].lower() if len(words) == 2 else "asc"
+        if direction not in {"asc", "desc"}:
+            raise _bad("order_by", f"direction must be asc or desc, got {words[1]!r}")
+        terms.append((field, direction == "desc"))
+    return tuple(terms)
+
+
+def _parse_choice(params: Mapping[str, str], field: str, choices: frozenset[str]) -> str | None:
+    value = params.get(field)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if value not in choices:
+        raise _bad(field, f"expected one of {', '.join(sorted(choices))}; got {value!r}")
+    return value
 
 
 def parse_policy_query(params: Mapping[str, str]) -> PolicyQuery:
     """Build a query from HTTP-style parameters; unknown parameters are refused."""
-    known = {"type", "enabled", "severity", "page_size", "page_token", "order_by"}
+    known = {*FILTER_KEYS, "page_size", "page_token", "order_by"}
     for name in params:
         if name not in known:
             raise _bad(name, f"unknown parameter; expected one of {', '.join(sorted(known))}")
-    policy_type = params.get("type")
-    if policy_type is not None:
-        policy_type = policy_type.strip().lower()
-        if policy_type not in POLICY_TYPES:
-            raise _bad("type", f"unknown policy type {policy_type!r}")
-    severity = params.get("severity")
-    if severity is not None:
-        severity = severity.strip().lower()
-        if severity not in SEVERITIES:
-            raise _bad("severity", f"expected one of critical, high, medium, low; got {severity!r}")
     enabled = _parse_bool("enabled", params["enabled"]) if "enabled" in params else None
     page_size = DEFAULT_PAGE_SIZE
     if params.get("page_size"):
@@ -124,13 +139,17 @@ def parse_policy_query(params: Mapping[str, str]) -> PolicyQuery:
             page_size = int(params["page_size"])
         except ValueError:
             raise _bad("page_size", f"not an integer: {params['page_size']!r}") from None
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise _bad("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
+        if page_size < 1:
+            raise _bad("page_size", "must be at least 1")
     offset = _decode_page_token(params["page_token"]) if params.get("page_token") else 0
-    order_by, descending = _parse_order(params["order_by"]) if params.get("order_by") else (
-        "id", False)
-    return PolicyQuery(type=policy_type, enabled=enabled, severity=severity, page_size=page_size,
-                       offset=offset, order_by=order_by, descending=descending)
+    order = _parse_order(params["order_by"]) if params.get("order_by") else (("id", False),)
+    return PolicyQuery(
+        type=_parse_choice(params, "type", POLICY_TYPES),
+        enabled=enabled,
+        severity=_parse_choice(params, "severity", SEVERITIES),
+        enforcement=_parse_choice(params, "enforcement", ENFORCEMENTS),
+        page_size=min(page_size, MAX_PAGE_SIZE), offset=offset, order=order,
+    )
 
 
 def parse_filter_expression(expression: str) -> dict[str, str]:
@@ -142,8 +161,9 @@ def parse_filter_expression(expression: str) -> dict[str, str]:
     for clause in _split_and(text):
         name, sep, value = clause.partition("=")
         name = name.strip().lower()
-        if not sep or name not in {"type", "enabled", "severity"} or not value.strip():
-            raise _bad("filter", f"expected 'type=…', 'enabled=…' or 'severity=…', got {clause!r}")
+        if not sep or name not in FILTER_KEYS or not value.strip():
+            raise _bad("filter", f"expected key=value with a key of {', '.join(FILTER_KEYS)};"
+                       f" got {clause!r}")
         params[name] = value.strip().strip("'\"")
     return params
 

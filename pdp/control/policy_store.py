@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from pdp.control.errors import AlreadyExistsError, NotFoundError, VersionConflictError
-from pdp.control.listing import ORDER_COLUMNS, PolicyQuery
+from pdp.control.listing import PolicyQuery
 
 
 @dataclass(frozen=True)
@@ -73,21 +73,21 @@ class PolicyStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def list(self, query: PolicyQuery) -> tuple[list[PolicyRecord], int]:
+    async def find(self, query: PolicyQuery) -> tuple[list[PolicyRecord], int]:
         """One page of live policies matching `query`, and how many match in all."""
         clauses = ["deleted_at IS NULL"]
         args: list[Any] = []
         for column, value in (("type", query.type), ("enabled", query.enabled),
-                              ("severity", query.severity)):
+                              ("severity", query.severity),
+                              ("spec->>'enforcement'", query.enforcement)):
             if value is not None:
                 args.append(value)
                 clauses.append(f"{column} = ${len(args)}")
         where = " AND ".join(clauses)
-        order = ORDER_COLUMNS[query.order_by] + (" DESC" if query.descending else " ASC")
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             total = await conn.fetchval(f"SELECT count(*) FROM policies WHERE {where}", *args)
             rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM policies WHERE {where} ORDER BY {order}, id"
+                f"SELECT {_COLUMNS} FROM policies WHERE {where} ORDER BY {query.order_sql()}"
                 f" LIMIT {query.page_size} OFFSET {query.offset}",
                 *args,
             )

@@ -62,7 +62,7 @@ async def list_bundles(request: web.Request) -> web.Response:
     """``GET /v1/bundles?limit=&before=``: published bundles, newest first."""
     limit = _int(request.query.get("limit", "50"), "limit")
     before = _int(request.query["before"], "before") if "before" in request.query else None
-    records = await request.app[PLANE].publisher.list(
+    records = await request.app[PLANE].publisher.list_bundles(
         principal(request), limit=min(limit, 500), before=before
     )
     return json_response({"bundles": [r.to_json() for r in records]})
@@ -93,7 +93,7 @@ async def create_token(request: web.Request) -> web.Response:
 
 async def list_tokens(request: web.Request) -> web.Response:
     """``GET /v1/tokens``: every token's id, name, role and state (never a value)."""
-    records = await request.app[PLANE].token_admin.list(principal(request))
+    records = await request.app[PLANE].token_admin.list_tokens(principal(request))
     return json_response({"tokens": [r.to_json() for r in records]})
 
 

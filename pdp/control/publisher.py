@@ -99,7 +99,8 @@ class Publisher:
         self._export(record)
         return record
 
-    async def rollback(self, actor: Principal, to_sequence: int, *, notes: str = "") -> BundleRecord:
+    async def rollback(self, actor: Principal, to_sequence: int, *,
+                       notes: str = "") -> BundleRecord:
         """Publish the content of bundle `to_sequence` again, as a new and higher sequence."""
         actor.require(Permission.PUBLISH)
         earlier = await self.bundles.get(to_sequence, with_content=True)
@@ -114,11 +115,11 @@ class Publisher:
         self._export(record)
         return record
 
-    async def list(self, actor: Principal, *, limit: int = 50,
+    async def list_bundles(self, actor: Principal, *, limit: int = 50,
                    before: int | None = None) -> list[BundleRecord]:
         """Published bundles, newest first."""
         actor.require(Permission.READ)
-        return await self.bundles.list(limit=limit, before=before)
+        return await self.bundles.recent(limit=limit, before=before)
 
     async def get(self, actor: Principal, sequence: int) -> BundleRecord:
         """One published bundle's metadata."""
@@ -128,8 +129,8 @@ class Publisher:
     async def diff(self, actor: Principal, from_sequence: int, to_sequence: int) -> dict[str, Any]:
         """What changed between two published bundles, file by file (signature excluded)."""
         actor.require(Permission.READ)
-        old, new = (await self.bundles.get(s, with_content=True)
-                    for s in (from_sequence, to_sequence))
+        old = await self.bundles.get(from_sequence, with_content=True)
+        new = await self.bundles.get(to_sequence, with_content=True)
         before, after = await asyncio.gather(
             asyncio.to_thread(read_bundle_files, old.content, Limits()),
             asyncio.to_thread(read_bundle_files, new.content, Limits()),

@@ -42,7 +42,9 @@ class ControlSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=ONE_MIB, ge=1024, description="largest accepted HTTP request body in bytes"
     )
-    pool_size: int = Field(default=10, ge=2, le=100, description="PostgreSQL connections per replica")
+    pool_size: int = Field(
+        default=10, ge=2, le=100, description="PostgreSQL connections per replica"
+    )
 
     @field_validator("http_addr", "grpc_addr")
     @classmethod

@@ -27,7 +27,8 @@ class TokenAdmin:
         self._pool = pool
         self._tokens = tokens
 
-    async def create(self, actor: Principal, *, name: object, role: object) -> tuple[str, TokenRecord]:
+    async def create(self, actor: Principal, *, name: object,
+                     role: object) -> tuple[str, TokenRecord]:
         """A new token (its value is returned once and never stored)."""
         actor.require(Permission.MANAGE_TOKENS)
         checked_name = check_token_name(name)
@@ -43,10 +44,10 @@ class TokenAdmin:
                                details={"name": record.name, "role": record.role.value})
         return token, record
 
-    async def list(self, actor: Principal) -> list[TokenRecord]:
+    async def list_tokens(self, actor: Principal) -> list[TokenRecord]:
         """Every token, revoked ones included."""
         actor.require(Permission.MANAGE_TOKENS)
-        return await self._tokens.list()
+        return await self._tokens.all()
 
     async def revoke(self, actor: Principal, token_id: int) -> TokenRecord:
         """Revoke a token; it is refused from the next request on."""

@@ -1,0 +1,194 @@
+"""``policyengine.v1.PolicyEngineService`` on the control plane: the nine methods over the store.
+
+Every call but ``HealthCheck`` needs ``authorization: Bearer <token>`` metadata and is authorised
+like the HTTP API: reads need ``viewer`` (or better), writes ``editor`` or ``admin``, decisions any
+role. Policy methods act on the draft; the three decisions answer from the latest *published*
+bundle, exactly as a sidecar on that bundle would. Messages are converted with the sidecar's public
+functions in :mod:`pdp.sidecar.grpc_convert`, so both servers speak the contract alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from grpc import aio
+
+from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
+from pdp.control.auth import Permission, Principal, bearer_token
+from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.draft import parse_decision_input
+from pdp.control.errors import NotPublishedError, RequestError
+from pdp.control.grpc_errors import grpc_errors
+from pdp.control.listing import parse_filter_expression, parse_policy_query
+from pdp.control.plane import ControlPlane
+from pdp.control.policy_store import PolicyRecord
+from pdp.core import FieldError
+from pdp.sidecar import grpc_convert as convert
+from pdp.sidecar.grpc_server import method_handlers
+
+SERVICE_NAME = "policyengine.v1.PolicyEngineService"
+
+
+def _policy(record: PolicyRecord) -> pb.Policy:
+    return convert.policy_to_proto(record.document(), created_at=record.created_at,
+                                   updated_at=record.updated_at)
+
+
+def _expected_version(policy: pb.Policy) -> int | None:
+    if not policy.version:
+        return None
+    if not policy.version.isdigit():
+        message = f"version must be a number such as \"3\", got {policy.version!r}"
+        raise RequestError(message, [FieldError("policy.version", message)])
+    return int(policy.version)
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise RequestError(f"{field} is required", [FieldError(field, "required")])
+    return value
+
+
+class ControlPolicyEngineServicer:
+    """The nine methods, backed by the control plane's store and latest published bundle."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self._plane = plane
+
+    async def _caller(self, context: aio.ServicerContext) -> Principal:
+        metadata = dict(context.invocation_metadata() or ())
+        token = bearer_token(metadata.get("authorization"))
+        return await self._plane.tokens.authenticate(token)
+
+    async def _decide(self, query: str, request: Message,
+                      context: aio.ServicerContext) -> dict[str, Any]:
+        (await self._caller(context)).require(Permission.DECIDE)
+        parsed = parse_decision_input(query, convert.request_input(request))
+        latest = self._plane.feed.latest
+        if latest is None:
+            raise NotPublishedError("no bundle has been published yet; decisions need one")
+        policy_set = self._plane.publisher.policy_set(latest)
+        explain = bool(getattr(request, "explain", False))
+        return policy_set.evaluate(query, parsed, now=self._plane.clock(),
+                                   decision_id=str(uuid.uuid4()), explain=explain)
+
+    @grpc_errors
+    async def ValidateService(self, request: pb.ValidateServiceRequest,
+                              context: aio.ServicerContext) -> pb.ValidateServiceResponse:
+        """Validate a listing against the latest published bundle."""
+        decision = await self._decide("validate_service", request, context)
+        return convert.validate_service_response(decision)
+
+    @grpc_errors
+    async def CheckAccess(self, request: pb.CheckAccessRequest,
+                          context: aio.ServicerContext) -> pb.CheckAccessResponse:
+        """An access check against the latest published bundle."""
+        return convert.check_access_response(await self._decide("check_access", request, context))
+
+    @grpc_errors
+    async def ValidateConsumption(self, request: pb.ValidateConsumptionRequest,
+                                  context: aio.ServicerContext) -> pb.ValidateConsumptionResponse:
+        """A consumption check against the latest published bundle."""
+        decision = await self._decide("validate_consumption", request, context)
+        return convert.validate_consumption_response(decision)
+
+    @grpc_errors
+    async def GetPolicy(self, request: pb.GetPolicyRequest,
+                        context: aio.ServicerContext) -> pb.GetPolicyResponse:
+        """One policy of the draft."""
+        actor = await self._caller(context)
+        policy_id = _required(request.policy_id, "policy_id")
+        record = await self._plane.draft.get_policy(actor, policy_id)
+        return pb.GetPolicyResponse(policy=_policy(record))
+
+    @grpc_errors
+    async def ListPolicies(self, request: pb.ListPoliciesRequest,
+                           context: aio.ServicerContext) -> pb.ListPoliciesResponse:
+        """A page of the draft's policies (filter, order_by and page tokens as over HTTP)."""
+        actor = await self._caller(context)
+        params = parse_filter_expression(request.filter)
+        if request.page_size:
+            params["page_size"] = str(request.page_size)
+        if request.page_token:
+            params["page_token"] = request.page_token
+        if request.order_by:
+            params["order_by"] = request.order_by
+        query = parse_policy_query(params)
+        records, total = await self._plane.draft.list_policies(actor, query)
+        return pb.ListPoliciesResponse(policies=[_policy(r) for r in records],
+                                       next_page_token=query.next_page_token(total),
+                                       total_count=total)
+
+    @grpc_errors
+    async def CreatePolicy(self, request: pb.CreatePolicyRequest,
+                           context: aio.ServicerContext) -> pb.CreatePolicyResponse:
+        """Create a policy in the draft."""
+        actor = await self._caller(context)
+        record = await self._plane.draft.create_policy(actor,
+                                                       convert.policy_from_proto(request.policy))
+        return pb.CreatePolicyResponse(policy=_policy(record),
+                                       created_at=convert.to_timestamp(record.created_at))
+
+    @grpc_errors
+    async def UpdatePolicy(self, request: pb.UpdatePolicyRequest,
+                           context: aio.ServicerContext) -> pb.UpdatePolicyResponse:
+        """Update a policy; ``update_mask`` limits which top-level fields change, and a
+        ``policy.version`` that is not the current one answers ABORTED."""
+        actor = await self._caller(context)
+        policy_id = _required(request.policy_id, "policy_id")
+        document = convert.policy_from_proto(request.policy)
+        if request.update_mask:
+            # AIP-134: masked fields take the request's value, or are cleared when it has none.
+            supplied, document = document, dict(
+                (await self._plane.draft.get_policy(actor, policy_id)).spec)
+            for name in request.update_mask:
+                if name in supplied:
+                    document[name] = supplied[name]
+                else:
+                    document.pop(name, None)
+        document["id"] = policy_id
+        record = await self._plane.draft.update_policy(actor, policy_id, document,
+                                                       _expected_version(request.policy))
+        return pb.UpdatePolicyResponse(policy=_policy(record),
+                                       updated_at=convert.to_timestamp(record.updated_at))
+
+    @grpc_errors
+    async def DeletePolicy(self, request: pb.DeletePolicyRequest,
+                           context: aio.ServicerContext) -> pb.DeletePolicyResponse:
+        """Delete a policy from the draft (kept in its history)."""
+        actor = await self._caller(context)
+        policy_id = _required(request.policy_id, "policy_id")
+        deleted_at = await self._plane.draft.delete_policy(actor, policy_id, None)
+        return pb.DeletePolicyResponse(success=True, deleted_at=convert.to_timestamp(deleted_at))
+
+    @grpc_errors
+    async def HealthCheck(self, request: pb.HealthCheckRequest,
+                          context: aio.ServicerContext) -> pb.HealthCheckResponse:
+        """SERVING when PostgreSQL answers; no token needed (like ``/health/ready``)."""
+        answer = pb.HealthCheckResponse
+        latest = self._plane.feed.latest
+        details = {"latest_sequence": str(latest.sequence) if latest else "",
+                   "listening": str(self._plane.feed.listening).lower()}
+        try:
+            await self._plane.pool.fetchval("SELECT 1")
+            status = answer.SERVING
+        except CONNECTION_ERRORS as exc:
+            status, details["database"] = answer.NOT_SERVING, str(exc)
+        response = answer(status=status, details=details)
+        response.timestamp.FromNanoseconds(int(self._plane.clock() * 1_000_000_000))
+        return response
+
+
+def make_grpc_server(plane: ControlPlane, address: str) -> tuple[aio.Server, int]:
+    """A gRPC server with the servicer registered and bound to `address` (not yet started)."""
+    server = aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                                 ("grpc.max_send_message_length", 4 * 1024 * 1024)])
+    descriptor = pb.DESCRIPTOR.services_by_name["PolicyEngineService"]
+    handlers = method_handlers(descriptor, ControlPolicyEngineServicer(plane))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME,
+                                                                          handlers),))
+    port: int = server.add_insecure_port(address)
+    return server, port
