@@ -28,6 +28,7 @@ _METAVARS = {
     "http_addr": "HOST:PORT",
     "grpc_addr": "HOST:PORT",
     "persist_dir": "DIR",
+    "watch_debounce_ms": "MS",
     "max_bundle_age": "SECONDS",
     "decision_log": "SINK",
     "decision_log_mask": "POINTER",

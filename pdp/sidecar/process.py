@@ -77,6 +77,7 @@ def runtime_config(settings: RunSettings, inputs: BundleInputs) -> RuntimeConfig
             persist_dir=settings.persist_dir,
             max_bundle_age_seconds=settings.max_bundle_age,
             stale_action=settings.stale_action,
+            watch_debounce_ms=settings.watch_debounce_ms,
             decision_log=decision_log_config(settings),
         )
     except ValueError as exc:

@@ -87,11 +87,16 @@ class RunSettings(BaseSettings):
     )
     http_addr: str = Field(default="127.0.0.1:8181", description="HTTP listen address")
     grpc_addr: str = Field(default="127.0.0.1:50051", description="gRPC listen address")
+    watch_debounce_ms: int = Field(
+        default=200, ge=1, description="milliseconds file changes are gathered before a reload"
+    )
     persist_dir: Path | None = Field(
         default=None, description="directory for the last-known-good bundle (cold start offline)"
     )
     max_bundle_age: float | None = Field(
-        default=None, gt=0, description="seconds a bundle stays fresh without its source confirming it"
+        default=None,
+        gt=0,
+        description="seconds a bundle stays fresh without its source confirming it",
     )
     stale_action: StaleAction = Field(
         default="serve", description="what a stale bundle does to decisions and readiness"

@@ -1,0 +1,156 @@
+"""How `pdp run` is configured: YAML file, then PDP_* variables, then flags; clear refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pdp.sidecar.errors import ConfigError
+from pdp.sidecar.settings import ListenAddress, load_settings, parse_listen_address
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PDP_* variable of the developer's shell leaks into these tests."""
+    for name in list(os.environ):
+        if name.startswith("PDP_"):
+            monkeypatch.delenv(name)
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    """A YAML config file with ``text``."""
+    path = tmp_path / "pdp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_bind_localhost() -> None:
+    """Without options the listeners stay on 127.0.0.1 with the documented ports."""
+    settings = load_settings({"bundle": "b.tar.gz", "verification_key": ["k.pem"]})
+    assert settings.http_listen == ListenAddress("127.0.0.1", 8181)
+    assert settings.grpc_listen == ListenAddress("127.0.0.1", 50051)
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.stale_action == "serve"
+
+
+def test_config_file_supplies_options(tmp_path: Path) -> None:
+    """Options in the YAML file are used when neither environment nor flags set them."""
+    path = write_config(tmp_path, "bundle: /srv/b.tar.gz\nverification_key: [/k.pem]\n"
+                                  "http_addr: 127.0.0.1:9000\n")
+    settings = load_settings({}, path)
+    assert settings.bundle == Path("/srv/b.tar.gz")
+    assert settings.http_addr == "127.0.0.1:9000"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PDP_* variable wins over the config file."""
+    path = write_config(tmp_path, "bundle: b\nverification_key: [k]\nhttp_addr: 127.0.0.1:9000\n")
+    monkeypatch.setenv("PDP_HTTP_ADDR", "127.0.0.1:9001")
+    assert load_settings({}, path).http_addr == "127.0.0.1:9001"
+
+
+def test_flags_override_environment_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flag the user typed wins over both the environment and the file."""
+    path = write_config(tmp_path, "bundle: b\nverification_key: [k]\nhttp_addr: 127.0.0.1:9000\n")
+    monkeypatch.setenv("PDP_HTTP_ADDR", "127.0.0.1:9001")
+    assert load_settings({"http_addr": "127.0.0.1:9002"}, path).http_addr == "127.0.0.1:9002"
+
+
+def test_pdp_config_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PDP_CONFIG points at the config file when --config is not given."""
+    path = write_config(tmp_path, "dev: true\nlog_level: debug\n")
+    monkeypatch.setenv("PDP_CONFIG", str(path))
+    assert load_settings({}).log_level == "debug"
+
+
+def test_list_options_come_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeatable options are JSON lists in PDP_* variables."""
+    monkeypatch.setenv("PDP_VERIFICATION_KEY", '["a.pem", "keys/"]')
+    settings = load_settings({"bundle": "b"})
+    assert settings.verification_key == [Path("a.pem"), Path("keys")]
+
+
+def test_unknown_option_in_the_file_is_refused(tmp_path: Path) -> None:
+    """A typo in the config file is an error naming the key, not silently ignored."""
+    path = write_config(tmp_path, "bundel: b\n")
+    with pytest.raises(ConfigError, match="bundel"):
+        load_settings({}, path)
+
+
+def test_unreadable_yaml_is_refused(tmp_path: Path) -> None:
+    """A file that is not YAML is refused with the file's name."""
+    path = write_config(tmp_path, "bundle: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings({}, path)
+
+
+def test_a_bundle_source_is_required() -> None:
+    """Exactly one of bundle, bundle_url, dev must be given."""
+    with pytest.raises(ConfigError, match="exactly one of bundle, bundle_url, dev"):
+        load_settings({"verification_key": ["k.pem"]})
+
+
+def test_verification_key_is_required_outside_dev() -> None:
+    """Verification is mandatory: a bundle without keys is a configuration error."""
+    with pytest.raises(ConfigError, match="verification_key is required"):
+        load_settings({"bundle": "b.tar.gz"})
+
+
+def test_bad_value_names_the_option() -> None:
+    """A value of the wrong shape is refused with the option's name."""
+    with pytest.raises(ConfigError, match="stale_action"):
+        load_settings({"dev": True, "stale_action": "sometimes"})
+
+
+@pytest.mark.parametrize("text", ["8181", "localhost:", "example.com:80", "127.0.0.1:99999"])
+def test_bad_listen_addresses_are_refused(text: str) -> None:
+    """Listen addresses must be IP:PORT (or localhost:PORT) with a valid port."""
+    with pytest.raises(ValueError):
+        parse_listen_address(text)
+
+
+def test_ipv6_listen_address() -> None:
+    """IPv6 addresses are written in brackets."""
+    assert parse_listen_address("[::1]:8181") == ListenAddress("::1", 8181)
+
+
+def run_pdp(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m pdp run ARGS` to completion."""
+    return subprocess.run([sys.executable, "-m", "pdp", "run", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_usage_error_exits_2_with_the_reason() -> None:
+    """`pdp run` without a bundle source exits 2 and says what is missing."""
+    result = run_pdp("--verification-key", "k.pem")
+    assert result.returncode == 2
+    assert "exactly one of bundle, bundle_url, dev" in result.stderr
+
+
+def test_bundle_url_without_http_source_exits_2(tmp_path: Path) -> None:
+    """--bundle-url exits 2 with a clear message while no HTTP source is available."""
+    key = tmp_path / "k.pem"
+    key.write_text("not used")
+    result = run_pdp("--bundle-url", "http://127.0.0.1:1/bundles/main",
+                     "--verification-key", str(key))
+    assert result.returncode == 2
+    assert "--bundle-url" in result.stderr
+
+
+def test_help_documents_every_option_with_its_default() -> None:
+    """`pdp run --help` lists each option and its default."""
+    result = run_pdp("--help")
+    assert result.returncode == 0
+    for flag in ("--bundle ", "--bundle-url", "--verification-key", "--http-addr",
+                 "--grpc-addr", "--persist-dir", "--config", "--max-bundle-age",
+                 "--stale-action", "--allow-downgrade", "--insecure-skip-verification",
+                 "--decision-log", "--decision-log-mask", "--log-level", "--max-body-bytes",
+                 "--dev"):
+        assert flag in result.stdout
+    assert "(default: 127.0.0.1:8181)" in result.stdout
