@@ -51,14 +51,16 @@ async def metrics_of(http: aiohttp.ClientSession, sidecar: SidecarProcess) -> st
 
 
 async def wait_for_revision(http: aiohttp.ClientSession, sidecar: SidecarProcess,
-                            revision: str, timeout: float = 10.0) -> None:
-    """Poll `/v1/status` until ``revision`` is active."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (await status_of(http, sidecar))["revision"] == revision:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"revision {revision} not active after {timeout} s")
+                            revision: str) -> None:
+    """Poll `/v1/status` until ``revision`` is active (at most 10 s)."""
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                if (await status_of(http, sidecar))["revision"] == revision:
+                    return
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"revision {revision} did not become active") from None
 
 
 def tampered_bundle(factory: BundleFactory, revision: int) -> bytes:
