@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 
 from watchfiles import awatch
@@ -110,7 +110,7 @@ class FileSource:
         self._stop.set()
         self._wake.put_nowait("stop")
 
-    async def updates(self) -> AsyncIterator[SourceEvent]:
+    async def updates(self) -> AsyncGenerator[SourceEvent, None]:
         """Yield the bundle now, then again after every change, until closed."""
         watcher = asyncio.get_running_loop().create_task(self._forward_changes(),
                                                          name=f"watch-{self.name}")

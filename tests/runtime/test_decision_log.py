@@ -1,0 +1,195 @@
+"""The decision log (DESIGN §7.4): masked events, bounded buffer, counted drops, flush at stop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections import UserDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from runtime_support import EngineFactory, Signing, sample
+
+from pdp.runtime import BundleUpdate, DecisionLog, DecisionLogConfig, FileSink, RuntimeMetrics
+from pdp.runtime.decision_log import mask_event
+
+ACCESS = {"user_id": "user-456", "service_id": "svc-1", "action": "read",
+          "context": {"ip_address": "10.0.0.7", "metadata": {"api_key": "sk-live-123"}}}
+
+
+class ListSink:
+    """An in-memory sink: the lines written, in order."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.closed = False
+
+    def write(self, lines: Sequence[str]) -> None:
+        self.lines.extend(lines)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines]
+
+
+class Unreadable(UserDict[str, Any]):
+    """A mapping that is not plain JSON data: the masker cannot prove what it holds."""
+
+
+def make_log(registry: CollectorRegistry, sink: ListSink, **config: Any) -> DecisionLog:
+    settings = {"sink": "stdout", **config}
+    return DecisionLog(DecisionLogConfig(**settings), sink=sink,
+                       metrics=RuntimeMetrics(registry))
+
+
+def event(n: int, **extra: Any) -> dict[str, Any]:
+    return {"decision_id": f"d{n}", "timestamp": 1_800_000_000.0 + n, "query": "check_access",
+            "input": {"user_id": f"u{n}"}, "result": {"allowed": True}, "revision": "r1",
+            "latency_ms": 0.1, "caller": "test", **extra}
+
+
+async def test_engine_logs_one_event_per_decision(make_engine: EngineFactory,
+                                                  signing: Signing) -> None:
+    """Each decision becomes one JSON line with id, time, query, input, result, revision, caller."""
+    stream = io.StringIO()
+    engine = make_engine(decision_log={"sink": "stdout"}, decision_stream=stream,
+                         new_id=lambda: "fixed-id")
+    await engine.activate(BundleUpdate(signing.bundle(3), source="test"))
+    answer = engine.decide("check_access", ACCESS, caller="10.1.2.3")
+    await engine.stop()
+    (line,) = stream.getvalue().splitlines()
+    logged = json.loads(line)
+    assert logged["decision_id"] == answer["decision_id"] == "fixed-id"
+    assert logged["query"] == "check_access"
+    assert logged["input"]["user_id"] == "user-456"
+    assert logged["result"]["allowed"] == answer["allowed"]
+    assert logged["revision"] == "r3"
+    assert logged["caller"] == "10.1.2.3"
+    assert logged["timestamp"].endswith("Z")
+    assert logged["latency_ms"] >= 0
+
+
+async def test_masked_fields_leave_the_log_but_not_the_answer(
+        make_engine: EngineFactory, signing: Signing) -> None:
+    """A masked pointer is erased from the logged input; the caller's data is untouched."""
+    stream = io.StringIO()
+    engine = make_engine(decision_log={"sink": "stdout",
+                                       "mask": ["/input/context/metadata/api_key"]},
+                         decision_stream=stream)
+    await engine.activate(BundleUpdate(signing.bundle(1), source="test"))
+    request = json.loads(json.dumps(ACCESS))
+    engine.decide("check_access", request)
+    await engine.stop()
+    logged = json.loads(stream.getvalue())
+    assert "api_key" not in logged["input"]["context"]["metadata"]
+    assert "sk-live-123" not in stream.getvalue()
+    assert logged["erased"] == ["/input/context/metadata/api_key"]
+    assert request["context"]["metadata"]["api_key"] == "sk-live-123"
+
+
+def test_masking_copies_only_what_it_changes() -> None:
+    """Masking never mutates the event it was given, lists included."""
+    original = {"input": {"cards": [{"number": "4111"}, {"number": "5500"}], "keep": [1]}}
+    masked = mask_event(original, [("input", "cards", "1", "number")])
+    assert masked["input"]["cards"] == [{"number": "4111"}, {}]
+    assert original["input"]["cards"][1] == {"number": "5500"}
+    assert masked["input"]["keep"] is original["input"]["keep"]
+
+
+def test_missing_paths_are_not_an_error() -> None:
+    """A pointer to a field the input does not have erases nothing and keeps the event."""
+    masked = mask_event({"input": {"a": "text"}}, [("input", "b"), ("input", "a", "deeper")])
+    assert masked == {"input": {"a": "text"}}
+
+
+async def test_masking_failure_drops_the_event(registry: CollectorRegistry) -> None:
+    """An event whose masked path crosses non-JSON data is dropped and counted, never leaked."""
+    sink = ListSink()
+    log = make_log(registry, sink, mask=["/input/secret/value"])
+    log.record(event(1, input={"secret": Unreadable(value="hunter2")}))
+    log.record(event(2))
+    await log.flush()
+    assert [e["decision_id"] for e in sink.events()] == ["d2"]
+    assert "hunter2" not in "".join(sink.lines)
+    assert sample(registry, "pdp_decision_logs_dropped_total", reason="mask_error") == 1
+
+
+async def test_overflow_drops_the_oldest_and_counts_them(registry: CollectorRegistry) -> None:
+    """A full buffer drops its oldest events, each counted with reason buffer_full."""
+    sink = ListSink()
+    log = make_log(registry, sink, buffer_size=3)
+    for n in range(5):
+        log.record(event(n))
+    await log.flush()
+    assert [e["decision_id"] for e in sink.events()] == ["d2", "d3", "d4"]
+    assert sample(registry, "pdp_decision_logs_dropped_total", reason="buffer_full") == 2
+
+
+async def test_unencodable_event_is_dropped_and_counted(registry: CollectorRegistry) -> None:
+    """An event that is not JSON (NaN, an object) is dropped with reason encode_error."""
+    sink = ListSink()
+    log = make_log(registry, sink)
+    log.record(event(1, latency_ms=float("nan")))
+    log.record(event(2))
+    await log.flush()
+    assert [e["decision_id"] for e in sink.events()] == ["d2"]
+    assert sample(registry, "pdp_decision_logs_dropped_total", reason="encode_error") == 1
+
+
+async def test_background_writer_drains_without_being_asked(registry: CollectorRegistry) -> None:
+    """The writer task empties the buffer on its own every flush interval."""
+    sink = ListSink()
+    log = make_log(registry, sink, flush_interval_seconds=0.01)
+    log.start()
+    log.record(event(1))
+    for _ in range(200):
+        if sink.lines:
+            break
+        await asyncio.sleep(0.01)
+    await log.close()
+    assert [e["decision_id"] for e in sink.events()] == ["d1"]
+
+
+async def test_close_flushes_everything_and_closes_the_sink(registry: CollectorRegistry) -> None:
+    """On shutdown buffered events are written before the sink closes."""
+    sink = ListSink()
+    log = make_log(registry, sink, flush_interval_seconds=60)
+    log.start()
+    for n in range(2500):
+        log.record(event(n))
+    await log.close()
+    assert len(sink.lines) == 2500
+    assert sink.closed
+    assert sample(registry, "pdp_decision_logs_dropped_total", reason="shutdown") == 0
+
+
+async def test_file_sink_appends_json_lines(tmp_path: Path, registry: CollectorRegistry) -> None:
+    """The file sink appends one JSON object per line and keeps earlier lines."""
+    path = tmp_path / "decisions.jsonl"
+    path.write_text('{"earlier": true}\n')
+    log = DecisionLog(DecisionLogConfig(sink="file", path=path), sink=FileSink(path),
+                      metrics=RuntimeMetrics(registry))
+    log.record(event(1))
+    await log.close()
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0]) == {"earlier": True}
+    assert json.loads(lines[1])["decision_id"] == "d1"
+
+
+@pytest.mark.parametrize("pointer", ["input/no-slash", "/input/bad~2escape"])
+def test_invalid_mask_pointer_is_a_configuration_error(pointer: str) -> None:
+    """A malformed JSON pointer is refused when the configuration is built, naming it."""
+    with pytest.raises(ValueError, match="JSON pointer"):
+        DecisionLogConfig(sink="stdout", mask=(pointer,))
+
+
+def test_file_sink_needs_a_path() -> None:
+    """sink=file without a path is refused at configuration time."""
+    with pytest.raises(ValueError, match="needs a path"):
+        DecisionLogConfig(sink="file")

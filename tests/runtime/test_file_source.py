@@ -1,0 +1,145 @@
+"""`FileSource` (DESIGN §7.1): --bundle PATH watched with watchfiles, however it is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+import pytest
+from runtime_support import Signing, write_directory
+
+from pdp.runtime import BundleUpdate, FileSource, SourceError, SourceEvent
+
+# Generous: the watcher debounces for 50 ms, but CI machines can be slow.
+EVENT_TIMEOUT = 10.0
+
+
+class Events:
+    """Reads a source's events one at a time with a timeout."""
+
+    def __init__(self, source: FileSource) -> None:
+        self.source = source
+        self._iterator: AsyncGenerator[SourceEvent, None] = source.updates()
+
+    async def next(self) -> SourceEvent:
+        return await asyncio.wait_for(anext(self._iterator), EVENT_TIMEOUT)
+
+    async def nothing_within(self, seconds: float) -> bool:
+        task = asyncio.ensure_future(anext(self._iterator))
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if done:
+            return False
+        task.cancel()
+        return True
+
+    async def close(self) -> None:
+        await self.source.close()
+        await self._iterator.aclose()
+
+
+@pytest.fixture
+async def bundle_file(tmp_path: Path, signing: Signing) -> Path:
+    """A signed bundle file in a directory of its own."""
+    path = tmp_path / "dist" / "bundle.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(signing.bundle(1))
+    return path
+
+
+async def watch(path: Path) -> Events:
+    return Events(FileSource(path, debounce_ms=50))
+
+
+async def test_the_current_bundle_is_delivered_at_start(bundle_file: Path) -> None:
+    """The first event is the bundle as it is now."""
+    events = await watch(bundle_file)
+    first = await events.next()
+    await events.close()
+    assert isinstance(first, BundleUpdate)
+    assert first.data == bundle_file
+    assert first.source == "file"
+
+
+async def test_atomic_rename_replace_is_detected(bundle_file: Path, signing: Signing) -> None:
+    """`mv new bundle.tar.gz` (a new inode) yields a new update."""
+    events = await watch(bundle_file)
+    first = await events.next()
+    staged = bundle_file.with_name(".staged.tar.gz")
+    staged.write_bytes(signing.bundle(2))
+    os.replace(staged, bundle_file)
+    second = await events.next()
+    await events.close()
+    assert isinstance(first, BundleUpdate) and isinstance(second, BundleUpdate)
+    assert second.etag != first.etag
+
+
+async def test_in_place_rewrite_is_detected(bundle_file: Path, signing: Signing) -> None:
+    """Rewriting the same file (same inode) yields a new update."""
+    events = await watch(bundle_file)
+    await events.next()
+    inode = os.stat(bundle_file).st_ino
+    with bundle_file.open("r+b") as handle:
+        handle.truncate(0)
+        handle.write(signing.bundle(2))
+    assert os.stat(bundle_file).st_ino == inode
+    assert isinstance(await events.next(), BundleUpdate)
+    await events.close()
+
+
+async def test_unrelated_files_in_the_directory_are_ignored(bundle_file: Path) -> None:
+    """Other files changing next to the bundle do not re-deliver it."""
+    events = await watch(bundle_file)
+    await events.next()
+    (bundle_file.parent / "notes.txt").write_text("hello")
+    assert await events.nothing_within(0.6)
+    await events.close()
+
+
+async def test_missing_file_is_an_error_then_an_update_when_it_appears(
+        tmp_path: Path, signing: Signing) -> None:
+    """A missing bundle is reported as a source error; creating it later delivers it."""
+    path = tmp_path / "later" / "bundle.tar.gz"
+    path.parent.mkdir()
+    events = await watch(path)
+    missing = await events.next()
+    assert isinstance(missing, SourceError)
+    assert missing.reason == "not_found"
+    assert str(path) in str(missing)
+    path.write_bytes(signing.bundle(1))
+    assert isinstance(await events.next(), BundleUpdate)
+    await events.close()
+
+
+async def test_request_sync_redelivers_an_unchanged_bundle(bundle_file: Path) -> None:
+    """An explicit sync reads the bundle again even when nothing changed."""
+    source = FileSource(bundle_file, debounce_ms=50)
+    events = Events(source)
+    await events.next()
+    source.request_sync()
+    assert isinstance(await events.next(), BundleUpdate)
+    await events.close()
+
+
+async def test_bundle_directory_changes_are_detected(tmp_path: Path, signing: Signing) -> None:
+    """Editing a file inside a bundle directory yields a new update."""
+    directory = write_directory(signing.bundle(1), tmp_path / "parent" / "bundle")
+    events = await watch(directory)
+    first = await events.next()
+    assert isinstance(first, BundleUpdate)
+    (directory / "data.json").write_bytes(b"{}")
+    second = await events.next()
+    assert isinstance(second, BundleUpdate)
+    assert second.etag != first.etag
+    await events.close()
+
+
+async def test_close_ends_the_updates(bundle_file: Path) -> None:
+    """After close() the iterator finishes instead of waiting forever."""
+    source = FileSource(bundle_file, debounce_ms=50)
+    iterator = source.updates()
+    await anext(iterator)
+    await source.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(iterator), EVENT_TIMEOUT)

@@ -1,0 +1,68 @@
+"""JSON process logs: one event per line, structured fields, never a secret."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from pdp.runtime import configure_logging
+
+
+@pytest.fixture
+def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A pdp logger writing JSON into a buffer; restored afterwards."""
+    stream = io.StringIO()
+    handler = configure_logging(logging.INFO, stream, logger_name="pdp.test-logs")
+    logger = logging.getLogger("pdp.test-logs")
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def test_each_record_is_one_json_line(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    """A record is one line of JSON with time, level, logger, message and its fields."""
+    logger, stream = captured
+    logger.info("bundle activated", extra={"revision": "42", "sequence": 42})
+    (line,) = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert event["msg"] == "bundle activated"
+    assert event["level"] == "info"
+    assert event["logger"] == "pdp.test-logs"
+    assert event["ts"].endswith("Z")
+    assert (event["revision"], event["sequence"]) == ("42", 42)
+
+
+def test_secret_looking_fields_are_redacted(captured: tuple[logging.Logger, io.StringIO]) -> None:
+    """Fields named like credentials never reach the log, even nested."""
+    logger, stream = captured
+    logger.info("request", extra={"bearer_token": "abc123", "headers": {
+        "Authorization": "Bearer abc123", "accept": "json"}})
+    text = stream.getvalue()
+    assert "abc123" not in text
+    event = json.loads(text)
+    assert event["headers"]["accept"] == "json"
+
+
+def test_multiline_messages_stay_on_one_line(
+        captured: tuple[logging.Logger, io.StringIO]) -> None:
+    """Exceptions and newlines are escaped, so one event is always one line."""
+    logger, stream = captured
+    try:
+        raise ValueError("first\nsecond")
+    except ValueError:
+        logger.exception("failed\nbadly")
+    (line,) = stream.getvalue().splitlines()
+    event = json.loads(line)
+    assert "ValueError" in event["exception"]
+    assert event["msg"] == "failed\nbadly"
+
+
+def test_unserialisable_fields_are_written_as_text(
+        captured: tuple[logging.Logger, io.StringIO]) -> None:
+    """A field that is not JSON is logged as its text rather than breaking the line."""
+    logger, stream = captured
+    logger.info("odd", extra={"thing": object()})
+    assert json.loads(stream.getvalue())["thing"].startswith("<object")

@@ -1,0 +1,155 @@
+"""Persistence and cold start (DESIGN §7.1): the last good bundle outlives restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from runtime_support import COMPLIANT_LISTING, EngineFactory, FakeClock, Signing, sample
+
+from pdp.runtime import BundleStore, BundleUpdate, FileSource
+
+
+async def test_activated_bundle_is_persisted(make_engine: EngineFactory, signing: Signing,
+                                             tmp_path: Path) -> None:
+    """Each activated bundle's bytes land in the persist directory; no temp files remain."""
+    engine = make_engine()
+    data = signing.bundle(1)
+    await engine.activate(BundleUpdate(data, source="test"))
+    persist = tmp_path / "persist"
+    assert (persist / "bundle.tar.gz").read_bytes() == data
+    assert sorted(p.name for p in persist.iterdir()) == ["bundle.tar.gz"]
+
+
+async def test_a_refused_bundle_is_not_persisted(make_engine: EngineFactory, signing: Signing,
+                                                 tmp_path: Path) -> None:
+    """Only activated bundles are persisted: a rollback attempt leaves the good copy in place."""
+    engine = make_engine()
+    good = signing.bundle(2)
+    await engine.activate(BundleUpdate(good, source="test"))
+    await engine.activator.handle(BundleUpdate(signing.bundle(1), source="test"))
+    assert (tmp_path / "persist" / "bundle.tar.gz").read_bytes() == good
+
+
+async def test_cold_start_serves_the_persisted_bundle(make_engine: EngineFactory,
+                                                      signing: Signing, tmp_path: Path) -> None:
+    """With the source missing, a restarted sidecar serves its persisted bundle, re-verified."""
+    first = make_engine()
+    await first.activate(BundleUpdate(signing.bundle(4), source="test"))
+    await first.stop()
+
+    missing = FileSource(tmp_path / "nowhere" / "bundle.tar.gz")
+    restarted = make_engine(registry=CollectorRegistry(), sources=[missing])
+    await restarted.start()
+    assert await restarted.wait_active(5)
+    status = restarted.status()
+    assert status["revision"] == "r4"
+    assert status["state"] == "last_known_good"
+    assert status["ready"] is True
+    assert status["bundle"]["verified"] is True
+    assert restarted.decide("validate_service", COMPLIANT_LISTING)["bundle_revision"] == "r4"
+
+
+async def test_source_confirming_the_persisted_bundle_makes_it_fresh(
+        make_engine: EngineFactory, signing: Signing, tmp_path: Path) -> None:
+    """When the source delivers the same content as the persisted copy, the state is fresh."""
+    data = signing.bundle(2)
+    first = make_engine()
+    await first.activate(BundleUpdate(data, source="test"))
+    bundle_file = tmp_path / "bundle.tar.gz"
+    bundle_file.write_bytes(data)
+    registry = CollectorRegistry()
+    restarted = make_engine(registry=registry, sources=[FileSource(bundle_file)])
+    await restarted.start()
+    for _ in range(100):
+        if restarted.status()["state"] == "fresh":
+            break
+        await asyncio.sleep(0.05)
+    assert restarted.status()["state"] == "fresh"
+    assert sample(registry, "pdp_bundle_loads_total", source="file", result="unchanged") == 1
+
+
+async def test_persisted_bundle_is_reverified_at_start(make_engine: EngineFactory,
+                                                       signing: Signing, tmp_path: Path) -> None:
+    """A persisted bundle signed by a key no longer trusted is not served after a restart."""
+    first = make_engine()
+    await first.activate(BundleUpdate(signing.bundle(1), source="test"))
+    other = Signing(tmp_path / "other-keys", key_id="other")
+    restarted = make_engine(registry=CollectorRegistry(), verification_keys=(other.public_key,))
+    await restarted.start()
+    assert restarted.active is None
+    assert restarted.status()["last_error"]["reason"] == "key_unknown"
+
+
+async def test_corrupt_persisted_file_is_reported_not_fatal(
+        make_engine: EngineFactory, tmp_path: Path, registry: CollectorRegistry) -> None:
+    """A damaged persisted file is reported in status and metrics; the sidecar starts anyway."""
+    persist = tmp_path / "persist"
+    persist.mkdir()
+    (persist / "bundle.tar.gz").write_bytes(b"\x1f\x8b this is not a bundle")
+    engine = make_engine()
+    await engine.start()
+    status = engine.status()
+    assert status["state"] == "starting"
+    assert status["last_error"]["source"] == "persisted"
+    assert sample(registry, "pdp_bundle_persist_failures_total", operation="load") == 1
+    assert sample(registry, "pdp_bundle_loads_total", source="persisted", result="failure") == 1
+
+
+async def test_a_good_bundle_replaces_a_corrupt_persisted_file(
+        make_engine: EngineFactory, signing: Signing, tmp_path: Path) -> None:
+    """After a corrupt start, the next activation overwrites the persisted file."""
+    persist = tmp_path / "persist"
+    persist.mkdir()
+    (persist / "bundle.tar.gz").write_bytes(b"garbage")
+    engine = make_engine()
+    await engine.start()
+    data = signing.bundle(1)
+    await engine.activate(BundleUpdate(data, source="test"))
+    assert (persist / "bundle.tar.gz").read_bytes() == data
+    assert engine.status()["state"] == "fresh"
+
+
+async def test_age_before_restart_counts_toward_staleness(
+        make_engine: EngineFactory, signing: Signing, clock: FakeClock) -> None:
+    """max_bundle_age spans restarts: the persisted file keeps its last confirmation time."""
+    first = make_engine(max_bundle_age_seconds=100)
+    await first.activate(BundleUpdate(signing.bundle(1), source="test"))
+    clock.advance(101)
+    restarted = make_engine(registry=CollectorRegistry(), max_bundle_age_seconds=100)
+    await restarted.start()
+    assert restarted.status()["state"] == "stale"
+
+
+async def test_expired_persisted_bundle_still_serves_as_stale(
+        make_engine: EngineFactory, signing: Signing, clock: FakeClock) -> None:
+    """A persisted bundle past expires_at is loaded as stale, so stale_action decides."""
+    first = make_engine()
+    await first.activate(BundleUpdate(signing.bundle(1, expires_at=clock.now + 10),
+                                      source="test"))
+    clock.advance(20)
+    restarted = make_engine(registry=CollectorRegistry(), stale_action="serve")
+    await restarted.start()
+    assert restarted.status()["state"] == "stale"
+    assert restarted.decide("validate_service", COMPLIANT_LISTING)["bundle_revision"] == "r1"
+
+
+def test_store_replaces_atomically(tmp_path: Path) -> None:
+    """Saving writes a new inode by rename, so a reader holding the old file sees it whole."""
+    store = BundleStore(tmp_path)
+    store.save(b"first", confirmed_at=1000.0)
+    with store.path.open("rb") as reader:
+        store.save(b"second", confirmed_at=2000.0)
+        assert reader.read() == b"first"
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded.data == b"second"
+    assert loaded.confirmed_at == 2000.0
+    assert os.listdir(tmp_path) == ["bundle.tar.gz"]
+
+
+def test_store_without_a_bundle_loads_nothing(tmp_path: Path) -> None:
+    """An empty persist directory is simply no bundle, not an error."""
+    assert BundleStore(tmp_path / "empty").load() is None
