@@ -15,7 +15,9 @@ from pdp.core.errors import (
     TestDefinitionError,
     UnknownQueryError,
 )
+from pdp.core.inputs import parse_input
 from pdp.core.policyset import QUERIES, PolicySet, compile_policy_set
+from pdp.core.testing import TestCase, TestFailure, TestReport, parse_tests, run_tests
 
 __all__ = [
     "POLICY_TYPES",
@@ -28,8 +30,14 @@ __all__ = [
     "PolicySet",
     "PolicyValidationError",
     "RateCounter",
+    "TestCase",
     "TestDefinitionError",
+    "TestFailure",
+    "TestReport",
     "UnknownQueryError",
     "compile_policy_set",
+    "parse_input",
     "parse_policy",
+    "parse_tests",
+    "run_tests",
 ]
