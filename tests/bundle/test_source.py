@@ -1,0 +1,91 @@
+"""Reading a source directory: what is read, what is ignored, and how bad files are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bundle_kit import CREATED_AT, DATA, POLICY, json_bytes
+
+from pdp.bundle import ContentError, read_source_dir
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_a_bad_policy_file_names_the_file_and_the_field_path(tmp_path: Path) -> None:
+    """An invalid YAML policy is refused with its source file name and the dotted field path."""
+    bad = "id: p1\nname: P\ndescription: d\ntype: data_residency\nenabled: true\n" \
+          "severity: high\nenforcement: deny\nrule: {allowed_countries: [US, 7]}\n"
+    root = _tree(tmp_path, {"policies/p1.yaml": bad.encode()})
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(root, created_at=CREATED_AT)
+    assert caught.value.reason == "policy_invalid"
+    assert "policies/p1.yaml" in str(caught.value)
+    assert "rule.allowed_countries.1" in str(caught.value)
+
+
+def test_a_policy_file_that_is_not_yaml_is_refused(tmp_path: Path) -> None:
+    """Broken YAML is refused naming the file."""
+    root = _tree(tmp_path, {"policies/p.yaml": b"id: [unclosed"})
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(root, created_at=CREATED_AT)
+    assert caught.value.reason == "policy_invalid"
+    assert "policies/p.yaml" in str(caught.value)
+
+
+def test_two_files_defining_one_policy_id_are_refused(tmp_path: Path) -> None:
+    """The same policy id in two source files is refused, naming both."""
+    root = _tree(
+        tmp_path,
+        {"policies/a.json": json_bytes(POLICY), "policies/b.json": json_bytes(POLICY)},
+    )
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(root, created_at=CREATED_AT)
+    assert caught.value.reason == "policy_duplicate"
+    assert "policies/a.json" in str(caught.value) and "policies/b.json" in str(caught.value)
+
+
+def test_data_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    """data.json must hold a JSON object."""
+    root = _tree(tmp_path, {"data.json": b"[1, 2]"})
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(root, created_at=CREATED_AT)
+    assert caught.value.reason == "data_invalid"
+
+
+def test_nested_data_that_conflicts_is_refused(tmp_path: Path) -> None:
+    """Nested data that redefines a key of data.json is refused, naming the nested file."""
+    root = _tree(
+        tmp_path,
+        {"data.json": json_bytes(DATA), "data/roles/data.json": json_bytes({"consumer": []})},
+    )
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(root, created_at=CREATED_AT)
+    assert caught.value.reason == "data_conflict"
+    assert "data/roles/data.json" in str(caught.value)
+
+
+def test_files_outside_the_source_layout_are_ignored(tmp_path: Path) -> None:
+    """READMEs and examples next to the policies are not part of the bundle."""
+    root = _tree(
+        tmp_path,
+        {
+            "policies/p.json": json_bytes(POLICY),
+            "README.md": b"# hello",
+            "examples/input.json": b"{}",
+        },
+    )
+    contents = read_source_dir(root, created_at=CREATED_AT)
+    assert sorted(contents.files) == [".manifest", "policies/https-required.json"]
+
+
+def test_a_missing_source_directory_is_refused(tmp_path: Path) -> None:
+    """A source path that is not a directory is refused with its name."""
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(tmp_path / "absent")
+    assert caught.value.reason == "source_invalid"
