@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from bundle_kit import (
+    ACCESS_CASE,
     CREATED_AT,
+    DATA,
     NOW,
     POLICY,
     Keys,
@@ -211,7 +213,7 @@ class _Zeros(io.RawIOBase):
 def _too_many_files(keys: Keys, tmp: Path) -> bytes:
     files = bundle_files()
     for index in range(10):
-        files[f"tests/empty-{index}.json"] = b'{"cases": []}'
+        files[f"tests/copy-{index}.json"] = json_bytes(ACCESS_CASE)
     return pack(sign(files, keys.signer()))
 
 
@@ -265,8 +267,7 @@ def _sequence(sequence: int, *, expires_at: float | None = None) -> Maker:
 
 def _same_sequence_other_content(keys: Keys, tmp: Path) -> bytes:
     files = bundle_files(5)
-    files["data.json"] = json_bytes({"roles": {"consumer": ["service.*"]}, "users": {}})
-    files["tests/access.json"] = json_bytes({"cases": []})
+    files["data.json"] = json_bytes({**DATA, "approvals": {"user-456": ["svc-1"]}})
     return pack(sign(files, keys.signer()))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bundle_kit import CREATED_AT, bundle_files, json_bytes
+from bundle_kit import CREATED_AT, DATA, bundle_files, json_bytes
 
 from pdp.bundle import BundleContents, RollbackError, check_candidate, freshness, parse_contents
 from pdp.bundle.manifest import timestamp
@@ -13,7 +13,6 @@ def _contents(sequence: int, *, data: object = None) -> BundleContents:
     files = bundle_files(sequence)
     if data is not None:
         files["data.json"] = json_bytes(data)
-        files["tests/access.json"] = json_bytes({"cases": []})
     return parse_contents(files)
 
 
@@ -43,7 +42,7 @@ def test_a_lower_sequence_is_refused() -> None:
 def test_an_equal_sequence_with_other_content_is_refused() -> None:
     """The same sequence with different content is a conflict and is refused."""
     with pytest.raises(RollbackError) as caught:
-        check_candidate(_contents(3), _contents(3, data={"roles": {}}))
+        check_candidate(_contents(3), _contents(3, data={**DATA, "approvals": {}}))
     assert caught.value.reason == "sequence_conflict"
 
 
