@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from test_process_support import CHECK_ACCESS_INPUT, BundleFactory, activate
 
 from pdp.runtime import Engine
 from pdp.sidecar.http_app import make_app
-from tests.sidecar.conftest import CHECK_ACCESS_INPUT, BundleFactory, activate
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]

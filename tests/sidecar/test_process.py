@@ -18,14 +18,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-
-from pdp.bundle import read_source_dir, signed_files, with_manifest, write_archive
-from tests.sidecar.conftest import (
+from test_process_support import (
     CHECK_ACCESS_INPUT,
     MARKETPLACE,
     BundleFactory,
     SidecarProcess,
 )
+
+from pdp.bundle import read_source_dir, signed_files, with_manifest, write_archive
 
 CHECK_ACCESS = "/v1/data/policyengine/check_access"
 ENVELOPE = {"input": CHECK_ACCESS_INPUT}
