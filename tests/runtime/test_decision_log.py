@@ -18,7 +18,7 @@ from pdp.runtime import BundleUpdate, DecisionLog, DecisionLogConfig, FileSink, 
 from pdp.runtime.decision_log import mask_event
 
 ACCESS = {"user_id": "user-456", "service_id": "svc-1", "action": "read",
-          "context": {"ip_address": "10.0.0.7", "metadata": {"api_key": "sk-live-123"}}}
+          "context": {"ip_address": "10.0.0.7", "api_key": "sk-live-123"}}
 
 
 class ListSink:
@@ -80,17 +80,17 @@ async def test_masked_fields_leave_the_log_but_not_the_answer(
     """A masked pointer is erased from the logged input; the caller's data is untouched."""
     stream = io.StringIO()
     engine = make_engine(decision_log={"sink": "stdout",
-                                       "mask": ["/input/context/metadata/api_key"]},
+                                       "mask": ["/input/context/api_key"]},
                          decision_stream=stream)
     await engine.activate(BundleUpdate(signing.bundle(1), source="test"))
     request = json.loads(json.dumps(ACCESS))
     engine.decide("check_access", request)
     await engine.stop()
     logged = json.loads(stream.getvalue())
-    assert "api_key" not in logged["input"]["context"]["metadata"]
+    assert "api_key" not in logged["input"]["context"]
     assert "sk-live-123" not in stream.getvalue()
-    assert logged["erased"] == ["/input/context/metadata/api_key"]
-    assert request["context"]["metadata"]["api_key"] == "sk-live-123"
+    assert logged["erased"] == ["/input/context/api_key"]
+    assert request["context"]["api_key"] == "sk-live-123"
 
 
 def test_masking_copies_only_what_it_changes() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -22,20 +23,27 @@ class Events:
     def __init__(self, source: FileSource) -> None:
         self.source = source
         self._iterator: AsyncGenerator[SourceEvent, None] = source.updates()
+        self._pending: asyncio.Future[SourceEvent] | None = None
+
+    def _read(self) -> asyncio.Future[SourceEvent]:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(anext(self._iterator))
+        return self._pending
 
     async def next(self) -> SourceEvent:
-        return await asyncio.wait_for(anext(self._iterator), EVENT_TIMEOUT)
+        event = await asyncio.wait_for(asyncio.shield(self._read()), EVENT_TIMEOUT)
+        self._pending = None
+        return event
 
     async def nothing_within(self, seconds: float) -> bool:
-        task = asyncio.ensure_future(anext(self._iterator))
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-        if done:
-            return False
-        task.cancel()
-        return True
+        done, _ = await asyncio.wait({self._read()}, timeout=seconds)
+        return not done
 
     async def close(self) -> None:
         await self.source.close()
+        if self._pending is not None:
+            with contextlib.suppress(StopAsyncIteration):
+                await asyncio.wait_for(self._pending, EVENT_TIMEOUT)
         await self._iterator.aclose()
 
 
