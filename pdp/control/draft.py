@@ -117,10 +117,11 @@ class Draft:
             raw = {**raw, "id": policy_id}
         document = validate_policy(raw, data=await self._current_data())
         async with self._pool.acquire() as conn, conn.transaction():
-            record = await self.policies.update(conn, policy_spec(document), expected_version,
-                                                actor.actor)
-            await audit.record(conn, actor=actor.actor, action="policy.update",
-                               target=record.id, details={"version": record.version})
+            record, changed = await self.policies.update(
+                conn, policy_spec(document), expected_version, actor.actor)
+            if changed:
+                await audit.record(conn, actor=actor.actor, action="policy.update",
+                                   target=record.id, details={"version": record.version})
         return record
 
     async def delete_policy(self, actor: Principal, policy_id: str,

@@ -137,11 +137,18 @@ class PolicyStore:
         return record
 
     async def update(self, conn: asyncpg.Connection, spec: dict[str, Any],
-                     expected_version: int | None, actor: str) -> PolicyRecord:
-        """Replace a live policy's spec; VersionConflictError if `expected_version` is stale."""
+                     expected_version: int | None, actor: str) -> tuple[PolicyRecord, bool]:
+        """Replace a live policy's spec; VersionConflictError if `expected_version` is stale.
+
+        Returns the record and whether anything changed: re-applying the current spec keeps the
+        version, so `pdp admin policy apply` is idempotent and history holds only real changes.
+        """
         policy_id = spec["id"]
         current = await self._lock_live(conn, policy_id, expected_version)
         stored = _stored_spec(spec)
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM policies WHERE id = $1", policy_id)
+        if row["spec"] == stored:
+            return _record(row), False
         row = await conn.fetchrow(
             "UPDATE policies SET spec = $2, type = $3, enabled = $4, severity = $5,"
             f" version = $6, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
@@ -149,7 +156,7 @@ class PolicyStore:
         )
         record = _record(row)
         await self._add_version(conn, record.id, record.version, "update", stored, actor)
-        return record
+        return record, True
 
     async def delete(self, conn: asyncpg.Connection, policy_id: str,
                      expected_version: int | None, actor: str) -> datetime:

@@ -1,0 +1,255 @@
+"""`pdp admin`: a client of the control plane's admin API (DESIGN §8.5).
+
+::
+
+    pdp admin --server URL --token-file F policy list | get ID | apply -f FILE | delete ID
+    pdp admin --server URL --token-file F publish [--notes TEXT] | rollback SEQ
+
+Readable tables and messages for people; ``--json`` prints the API's JSON for scripts. Exit codes:
+0 success, 1 the control plane refused or could not be reached (the message says why, with each
+offending field), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+TIMEOUT_SECONDS = 30.0
+
+
+class AdminError(Exception):
+    """A request the control plane refused, or could not be reached for; ``str()`` is for people."""
+
+    def __init__(self, message: str, *, status: int = 0,
+                 body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body or {}
+
+
+class AdminClient:
+    """Minimal JSON-over-HTTP client of the admin API."""
+
+    def __init__(self, server: str, token: str) -> None:
+        self._server = server.rstrip("/")
+        self._token = token
+
+    def call(self, method: str, path: str, body: object = None,
+             headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Send one request; return the JSON answer or raise AdminError."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self._server + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self._token}")
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+                answer: dict[str, Any] = json.loads(response.read() or b"{}")
+                return answer
+        except urllib.error.HTTPError as exc:
+            raise _refusal(exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise AdminError(
+                f"cannot reach the control plane at {self._server}: {reason}") from None
+
+
+def _refusal(exc: urllib.error.HTTPError) -> AdminError:
+    try:
+        body = json.loads(exc.read())
+    except ValueError:
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return AdminError(f"HTTP {exc.code}: {message or exc.reason}", status=exc.code,
+                      body=body if isinstance(body, dict) else {})
+
+
+def register(subparsers: Any) -> None:
+    """Add ``admin`` and its commands to the ``pdp`` parser."""
+    parser = subparsers.add_parser("admin", help="manage policies on the control plane")
+    parser.add_argument("--server", default=os.environ.get("PDP_SERVER", "http://127.0.0.1:8282"),
+                        help="control-plane URL (default: $PDP_SERVER or http://127.0.0.1:8282)")
+    parser.add_argument("--token-file", type=Path, default=_env_path("PDP_TOKEN_FILE"),
+                        help="file holding the bearer token (default: $PDP_TOKEN_FILE)")
+    parser.add_argument("--json", action="store_true", help="print the API's JSON answers")
+    parser.set_defaults(func=run)
+    commands = parser.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
+
+    policy = commands.add_parser("policy", help="list, show, apply or delete policies")
+    actions = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="list policies")
+    listing.add_argument("--type", dest="filter_type")
+    listing.add_argument("--severity")
+    listing.add_argument("--enabled", choices=("true", "false"))
+    listing.add_argument("--order-by", help="e.g. 'updated_at desc'")
+    listing.set_defaults(handler=_policy_list)
+    get = actions.add_parser("get", help="show one policy")
+    get.add_argument("policy_id", metavar="ID")
+    get.set_defaults(handler=_policy_get)
+    apply = actions.add_parser("apply", help="create or update the policies in a YAML/JSON file")
+    apply.add_argument("-f", "--file", type=Path, required=True, help="file ('-' for stdin)")
+    apply.set_defaults(handler=_policy_apply)
+    delete = actions.add_parser("delete", help="delete a policy (kept in its history)")
+    delete.add_argument("policy_id", metavar="ID")
+    delete.set_defaults(handler=_policy_delete)
+
+    publish = commands.add_parser("publish", help="publish the draft as a signed bundle")
+    publish.add_argument("--notes", default="", help="a note stored with the bundle")
+    publish.set_defaults(handler=_publish)
+    rollback = commands.add_parser("rollback", help="republish an earlier bundle's content")
+    rollback.add_argument("sequence", type=int, metavar="SEQ")
+    rollback.add_argument("--notes", default="", help="a note stored with the bundle")
+    rollback.set_defaults(handler=_rollback)
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _client(args: argparse.Namespace) -> AdminClient:
+    if args.token_file is None:
+        raise AdminError("--token-file (or PDP_TOKEN_FILE) is required")
+    try:
+        token = args.token_file.read_text().strip()
+    except OSError as exc:
+        raise AdminError(f"cannot read the token file {args.token_file}: {exc.strerror}") from None
+    if not token:
+        raise AdminError(f"the token file {args.token_file} is empty")
+    return AdminClient(args.server, token)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _policy_list(args: argparse.Namespace, client: AdminClient) -> None:
+    params = {k: v for k, v in (("type", args.filter_type), ("severity", args.severity),
+                                ("enabled", args.enabled), ("order_by", args.order_by)) if v}
+    policies: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        query = urllib.parse.urlencode({**params, "page_size": "500",
+                                        **({"page_token": token} if token else {})})
+        page = client.call("GET", f"/v1/policies?{query}")
+        policies.extend(page["policies"])
+        token = page.get("next_page_token") or ""
+        if not token:
+            break
+    if args.json:
+        print(json.dumps({"policies": policies, "total_count": len(policies)}, indent=2))
+        return
+    rows = [(p["policy"]["id"], p["policy"]["type"], p["policy"]["severity"],
+             p["policy"]["enforcement"], "yes" if p["policy"]["enabled"] else "no",
+             p["version"], p["updated_at"][:19].replace("T", " ")) for p in policies]
+    _table(("id", "type", "severity", "enforcement", "enabled", "version", "updated"), rows)
+    print(f"{len(policies)} policies")
+
+
+def _policy_get(args: argparse.Namespace, client: AdminClient) -> None:
+    answer = client.call("GET", f"/v1/policies/{urllib.parse.quote(args.policy_id, safe='')}")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return
+    print(yaml.safe_dump(answer["policy"], sort_keys=False, allow_unicode=True).rstrip())
+    print(f"# version {answer['version']}, updated {answer['updated_at']}")
+
+
+def _read_documents(path: Path) -> list[dict[str, Any]]:
+    text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise AdminError(f"{path}: not valid YAML or JSON: {exc}") from None
+    for index, document in enumerate(documents):
+        if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+            raise AdminError(f"{path}: document {index + 1} is not a policy with an 'id'")
+    return documents
+
+
+def _policy_apply(args: argparse.Namespace, client: AdminClient) -> None:
+    try:
+        documents = _read_documents(args.file)
+    except OSError as exc:
+        raise AdminError(f"cannot read {args.file}: {exc.strerror}") from None
+    results = []
+    for document in documents:
+        path = f"/v1/policies/{urllib.parse.quote(document['id'], safe='')}"
+        try:
+            current = client.call("GET", path)
+        except AdminError as exc:
+            if exc.status != 404:
+                raise
+            answer = client.call("POST", "/v1/policies", document)
+            results.append(("created", answer))
+            continue
+        # Without a version in the file, guard against a change between our read and our write.
+        version = document.get("version", current["version"])
+        answer = client.call("PUT", path, document, headers={"If-Match": f'"{version}"'})
+        outcome = "updated" if answer["version"] != current["version"] else "unchanged"
+        results.append((outcome, answer))
+    if args.json:
+        print(json.dumps([{"outcome": o, **a} for o, a in results], indent=2))
+        return
+    for outcome, answer in results:
+        print(f"policy {answer['policy']['id']} {outcome} (version {answer['version']})")
+
+
+def _policy_delete(args: argparse.Namespace, client: AdminClient) -> None:
+    answer = client.call("DELETE", f"/v1/policies/{urllib.parse.quote(args.policy_id, safe='')}")
+    print(json.dumps(answer, indent=2) if args.json else f"policy {answer['id']} deleted")
+
+
+def _print_bundle(args: argparse.Namespace, answer: dict[str, Any], verb: str) -> None:
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return
+    print(f"{verb} bundle {answer['sequence']} (revision {answer['revision']}, "
+          f"sha256 {answer['sha256'][:16]}…, signed by {answer['key_id']})")
+
+
+def _publish(args: argparse.Namespace, client: AdminClient) -> None:
+    _print_bundle(args, client.call("POST", "/v1/publish", {"notes": args.notes}), "published")
+
+
+def _rollback(args: argparse.Namespace, client: AdminClient) -> None:
+    answer = client.call("POST", "/v1/rollback", {"sequence": args.sequence, "notes": args.notes})
+    _print_bundle(args, answer, f"rolled back to the content of {args.sequence} as")
+
+
+def _report(exc: AdminError, *, as_json: bool) -> None:
+    if as_json and exc.body:
+        print(json.dumps(exc.body, indent=2), file=sys.stderr)
+        return
+    print(f"pdp admin: {exc}", file=sys.stderr)
+    for error in exc.body.get("errors") or []:
+        print(f"  {error.get('field') or '<document>'}: {error.get('message')}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen admin command."""
+    try:
+        args.handler(args, _client(args))
+    except AdminError as exc:
+        _report(exc, as_json=args.json)
+        return EXIT_REFUSED
+    return EXIT_OK

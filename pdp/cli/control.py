@@ -1,0 +1,137 @@
+"""`pdp control` (run a control-plane replica) and `pdp control create-token` (DESIGN §8.5).
+
+Exit codes: 0 success, 1 the database or the signing key refused (unreachable, unusable),
+2 a usage error (missing or invalid option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+_SERVER_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
+    ("--signing-key", "signing_key", Path, "private key that signs published bundles"),
+    ("--key-id", "key_id", str, "key id written into each bundle's signature"),
+    ("--http-addr", "http_addr", str, "admin API and bundle server (default 127.0.0.1:8282)"),
+    ("--grpc-addr", "grpc_addr", str, "PolicyEngineService (default 127.0.0.1:50052)"),
+    ("--bundle-dir", "bundle_dir", Path, "also write each published bundle into this directory"),
+    ("--seed-dir", "seed_dir", Path,
+     "bundle source seeding an empty database (default: the built-in marketplace bundle)"),
+    ("--max-wait-seconds", "max_wait_seconds", float, "cap on `Prefer: wait=N` (default 60)"),
+    ("--recheck-seconds", "recheck_seconds", float,
+     "how often the latest bundle is re-checked besides LISTEN/NOTIFY (default 2)"),
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``control`` and ``control create-token`` to the ``pdp`` parser."""
+    parser = subparsers.add_parser(
+        "control",
+        help="run the control plane (PostgreSQL, admin API, bundle server)",
+        description="Run a control-plane replica. Options not given as flags are read from "
+                    "PDP_<OPTION> environment variables (e.g. PDP_DATABASE_URL).",
+    )
+    parser.add_argument("--database-url", dest="database_url", metavar="DSN",
+                        help="PostgreSQL DSN (default: $PDP_DATABASE_URL)")
+    for flag, dest, kind, text in _SERVER_FLAGS:
+        parser.add_argument(flag, dest=dest, type=kind, help=text)
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default="info", help="least severe log level written (default info)")
+    parser.set_defaults(func=run_control)
+    commands = parser.add_subparsers(dest="control_command", metavar="COMMAND")
+    create = commands.add_parser(
+        "create-token", help="create an API token and print it once",
+        description="Create a bearer token for the admin API or a sidecar. Applies pending "
+                    "migrations first. The token is printed once; only its hash is stored.",
+    )
+    # SUPPRESS keeps a --database-url given before `create-token` from being reset to None.
+    create.add_argument("--database-url", dest="database_url", metavar="DSN",
+                        default=argparse.SUPPRESS,
+                        help="PostgreSQL DSN (default: $PDP_DATABASE_URL)")
+    create.add_argument("--role", required=True,
+                        choices=("admin", "editor", "publisher", "viewer", "sidecar"))
+    create.add_argument("--name", help="a label for the token (default: the role)")
+    create.add_argument("--json", action="store_true", help="print the token record as JSON")
+    create.set_defaults(func=create_token_command)
+
+
+def _database_url(args: argparse.Namespace) -> str | None:
+    url: str | None = args.database_url or os.environ.get("PDP_DATABASE_URL")
+    return url
+
+
+def run_control(args: argparse.Namespace) -> int:
+    """`pdp control`: serve until SIGTERM/SIGINT."""
+    from pdp.control.errors import ConfigurationError, ControlError
+    from pdp.control.server import serve_until_signalled
+    from pdp.control.settings import load_control_settings
+    from pdp.runtime import configure_logging
+
+    flags = {dest: getattr(args, dest) for _, dest, _, _ in _SERVER_FLAGS}
+    flags["database_url"] = args.database_url
+    try:
+        seed_dir = _seed_dir(flags.pop("seed_dir"))
+        settings = load_control_settings(flags)
+    except ConfigurationError as exc:
+        print(f"pdp control: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(args.log_level.upper())
+    try:
+        asyncio.run(serve_until_signalled(settings, seed_dir=seed_dir))
+    except ConfigurationError as exc:
+        print(f"pdp control: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ControlError as exc:
+        print(f"pdp control: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK
+
+
+def _seed_dir(given: Path | None) -> Path | None:
+    from pdp.control.errors import ConfigurationError
+    from pdp.sidecar.dev import builtin_bundle_source
+    from pdp.sidecar.errors import StartupError
+
+    if given is not None:
+        if not (given / "policies").is_dir():
+            raise ConfigurationError(f"--seed-dir {given}: not a bundle source (no policies/)")
+        return given
+    try:
+        return builtin_bundle_source(os.environ)
+    except StartupError as exc:
+        print(f"pdp control: not seeding an empty database: {exc}", file=sys.stderr)
+        return None
+
+
+def create_token_command(args: argparse.Namespace) -> int:
+    """`pdp control create-token`: print a new token once."""
+    from pdp.control.auth import Role
+    from pdp.control.errors import ControlError
+    from pdp.control.plane import create_token
+
+    url = _database_url(args)
+    if not url:
+        print("pdp control create-token: --database-url (or PDP_DATABASE_URL) is required",
+              file=sys.stderr)
+        return EXIT_USAGE
+    role = Role(args.role)
+    try:
+        token, record = asyncio.run(create_token(url, role=role, name=args.name or role.value))
+    except ControlError as exc:
+        print(f"pdp control create-token: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    if args.json:
+        import json
+
+        print(json.dumps({**record.to_json(), "token": token}, indent=2))
+    else:
+        print(token)
+        print(f"created token {record.id} ({record.name}, role {record.role}); it is shown only "
+              "this once", file=sys.stderr)
+    return EXIT_OK
