@@ -95,7 +95,8 @@ async def test_masked_fields_leave_the_log_but_not_the_answer(
 
 def test_masking_copies_only_what_it_changes() -> None:
     """Masking never mutates the event it was given, lists included."""
-    original = {"input": {"cards": [{"number": "4111"}, {"number": "5500"}], "keep": [1]}}
+    original: dict[str, Any] = {
+        "input": {"cards": [{"number": "4111"}, {"number": "5500"}], "keep": [1]}}
     masked = mask_event(original, [("input", "cards", "1", "number")])
     assert masked["input"]["cards"] == [{"number": "4111"}, {}]
     assert original["input"]["cards"][1] == {"number": "5500"}
