@@ -120,12 +120,13 @@ def compile_bundle(
     policy_set = compile_contents(contents)
     report = run_tests(policy_set, contents.tests, now=now)
     if report.failed:
-        names = [failure.name for failure in report.failed]
-        shown = ", ".join(repr(n) for n in names[:_SHOWN_FAILURES])
-        more = f" and {len(names) - _SHOWN_FAILURES} more" if len(names) > _SHOWN_FAILURES else ""
+        failed = report.failed
+        shown = "; ".join(f"{f.name!r} ({f.message})" for f in failed[:_SHOWN_FAILURES])
+        hidden = len(failed) - _SHOWN_FAILURES
+        more = f"; and {hidden} more" if hidden > 0 else ""
         raise ContentError(
             "test_failed",
-            f"tests/: {len(names)} bundle test(s) failed: {shown}{more}",
+            f"tests/: {len(failed)} bundle test(s) failed: {shown}{more}",
             file="tests/",
         )
     return LoadedBundle(

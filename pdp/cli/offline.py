@@ -46,7 +46,14 @@ from pdp.bundle import (
 from pdp.bundle.keys import check_key_id
 from pdp.bundle.signing import read_signature
 from pdp.cli import _output
-from pdp.core import QUERIES, CoreError, PolicySet, run_tests
+from pdp.core import (
+    QUERIES,
+    CoreError,
+    InputValidationError,
+    PolicySet,
+    parse_input,
+    run_tests,
+)
 
 EXIT_OK, EXIT_REFUSED = 0, 1
 Handler = Callable[[argparse.Namespace], int]
@@ -319,13 +326,21 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         keyring = Keyring.from_paths(args.verification_key)
         policy_set = load_bundle(args.bundle, keyring, now=now).policy_set
-    decision = policy_set.evaluate(args.query, raw_input, now=now, decision_id=str(uuid.uuid4()))
+    try:
+        request = parse_input(args.query, raw_input)
+    except InputValidationError as exc:
+        raise _output.Refused(f"--input {_input_name(args.input)}: {exc}") from exc
+    decision = policy_set.evaluate(args.query, request, now=now, decision_id=str(uuid.uuid4()))
     _output.print_json(decision)
     return EXIT_OK
 
 
+def _input_name(source: str) -> str:
+    return "stdin" if source == "-" else source
+
+
 def _read_input(source: str) -> Any:
-    where = "stdin" if source == "-" else source
+    where = _input_name(source)
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
