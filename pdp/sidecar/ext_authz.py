@@ -5,9 +5,10 @@ path to a route, the route to an action, and runs the access check. The answer:
 
 - allowed: status OK, ``ok_response`` adding ``x-pdp-decision-id`` to the upstream request;
 - denied: status PERMISSION_DENIED, ``denied_response`` 403 with a JSON body (``reason``,
-  ``decision_id``) a client can act on;
-- bad input (the request cannot be mapped): status INVALID_ARGUMENT, ``denied_response`` 400 whose
-  body names the field;
+  ``missing_permissions``, ``decision_id``) a client can act on; 401 / UNAUTHENTICATED when the
+  request carries no user identity (``x-user-id``, set by the proxy after authentication);
+- bad input (no method, a path not starting with ``/``, an attribute of the wrong type): status
+  INVALID_ARGUMENT, ``denied_response`` 400 whose body names the problem;
 - no usable policy: the *call* fails with UNAVAILABLE. Envoy applies ``failure_mode_allow`` only
   to a failed call (a CheckResponse with a non-OK status is always a denial), so this is how the
   operator's choice between failing open and failing closed is honoured.
@@ -90,14 +91,27 @@ def _denied(
     )
 
 
+# The google.rpc code that goes with each HTTP status the core may deny with.
+_DENIAL_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT.value[0],
+    401: grpc.StatusCode.UNAUTHENTICATED.value[0],
+}
+_PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED.value[0]
+
+
 def check_response(decision: Mapping[str, Any]) -> authz.CheckResponse:
-    """An ``authorize_http`` decision as Envoy's CheckResponse (allow or 403 denial)."""
+    """An ``authorize_http`` decision as Envoy's CheckResponse.
+
+    A denial keeps the HTTP status the core chose (400 malformed request, 401 no identity, 403
+    otherwise) and the google.rpc code that goes with it.
+    """
     decision_id = str(decision.get("decision_id") or "")
     allowed = bool(decision.get("allowed"))
     metadata = _metadata({
         "decision_id": decision_id,
         "bundle_revision": decision.get("bundle_revision"),
         "allowed": allowed,
+        "route": decision.get("route"),
     })
     if allowed:
         response = authz.CheckResponse(
@@ -105,12 +119,17 @@ def check_response(decision: Mapping[str, Any]) -> authz.CheckResponse:
             ok_response=authz.OkHttpResponse(headers=[_header(DECISION_HEADER, decision_id)]),
         )
     else:
+        http_status = decision.get("http_status")
+        if not isinstance(http_status, int) or not 400 <= http_status < 500:
+            http_status = 403
         body = {
             "allowed": False,
             "reason": decision.get("reason") or "access denied",
+            "missing_permissions": list(decision.get("missing_permissions") or ()),
             "decision_id": decision_id,
         }
-        response = _denied(grpc.StatusCode.PERMISSION_DENIED.value[0], 403, body, decision_id)
+        code = _DENIAL_CODES.get(http_status, _PERMISSION_DENIED)
+        response = _denied(code, http_status, body, decision_id)
     response.dynamic_metadata.CopyFrom(metadata)
     return response
 

@@ -1,0 +1,272 @@
+"""gRPC decision benchmark: the sidecar's ValidateService vs a bare grpc.aio server, in one run.
+
+Three measurements, each against a baseline taken in the same invocation (DESIGN §12):
+
+1. **Throughput.** The sidecar's gRPC server (``SidecarGrpcServer`` with the marketplace bundle,
+   signed and verified) and a bare ``grpc.aio`` server answering the same method with a constant
+   response, each pinned to core 0 with ``taskset``; h2load on core 1 sends the same framed
+   ``ValidateServiceRequest`` (the compliant example listing). Target: pdp >= 80% of the echo's
+   requests/s.
+2. **Latency at a fixed rate.** 1,000 requests/s (10 connections x 100/s) to the sidecar on one
+   core; p99 from h2load's per-request log. Target: <= 2 ms.
+3. **Scaling.** Two sidecar workers sharing the port with SO_REUSEPORT (``grpc.so_reuseport``),
+   pinned to cores 0 and 1, vs one worker on core 0, same unpinned h2load. Target: >= 1.7x.
+
+The load generator is h2load (nghttp2-client, C, one thread) speaking gRPC over h2c: it sends the
+gRPC-framed body with ``content-type: application/grpc``. h2load counts HTTP status only, so each
+server's answer is checked with a real gRPC client before it is measured.
+
+    .venv/bin/python bench/grpc.py [--duration 10] [--connections 16] [--streams 8]
+
+Results are printed and written to ``bench/results/grpc.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# This file is named grpc.py, and Python puts a script's directory first on sys.path: without this,
+# `import grpc` would import this benchmark instead of grpcio.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "bundles" / "marketplace" / "examples" / "compliant-listing.json"
+METHOD = "/policyengine.v1.PolicyEngineService/ValidateService"
+
+
+# --- servers (run in child processes: `bench/grpc.py --serve pdp|echo --port N`) ----------------
+
+
+async def _serve_echo(port: int) -> None:
+    import grpc
+    from grpc import aio
+
+    from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
+
+    answer = pb.ValidateServiceResponse(compliant=True, policy_version="echo")
+
+    async def validate(request: Any, context: Any) -> Any:
+        return answer
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        validate,
+        request_deserializer=pb.ValidateServiceRequest.FromString,
+        response_serializer=pb.ValidateServiceResponse.SerializeToString,
+    )
+    server = aio.server(options=[("grpc.so_reuseport", 0)])
+    handlers = {"ValidateService": handler}
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("policyengine.v1.PolicyEngineService", handlers),)
+    )
+    server.add_registered_method_handlers("policyengine.v1.PolicyEngineService", handlers)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print("READY", flush=True)
+    await server.wait_for_termination()
+
+
+async def _serve_pdp(port: int, reuse_port: bool) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from pdp.bundle import JwsSigner, build_bundle, generate_private_key, public_pem
+    from pdp.runtime import Engine, RuntimeConfig
+    from pdp.sidecar.grpc_server import SidecarGrpcServer
+
+    with tempfile.TemporaryDirectory(prefix="pdp-bench-grpc-") as raw:
+        work = Path(raw)
+        key = generate_private_key()
+        (work / "bench.pem").write_bytes(public_pem(key))
+        bundle = work / "bundle.tar.gz"
+        bundle.write_bytes(build_bundle(
+            ROOT / "bundles" / "marketplace", signer=JwsSigner(key, "bench"),
+            revision="bench", sequence=1,
+        ))
+        config = RuntimeConfig(bundle_path=bundle, verification_keys=(work / "bench.pem",))
+        engine = Engine(config, registry=CollectorRegistry())
+        await engine.start()
+        if not await engine.wait_active(10):
+            raise SystemExit(f"bundle did not activate: {engine.status()}")
+        server = SidecarGrpcServer(engine, f"127.0.0.1:{port}", reuse_port=reuse_port)
+        await server.start()
+        print("READY", flush=True)
+        await asyncio.Event().wait()
+
+
+# --- harness -----------------------------------------------------------------------------------
+
+
+def request_bytes() -> bytes:
+    """The serialized ValidateServiceRequest every client sends."""
+    from google.protobuf import json_format
+
+    from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
+
+    message = json_format.ParseDict(json.loads(EXAMPLE.read_text()), pb.ValidateServiceRequest())
+    return bytes(message.SerializeToString())
+
+
+def free_port() -> int:
+    """A port the kernel considers free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(
+    kind: str, port: int, core: str, *, reuse_port: bool = False
+) -> subprocess.Popen[str]:
+    """Start one server process pinned to ``core`` and wait until it serves."""
+    command = ["taskset", "-c", core, sys.executable, __file__, "--serve", kind,
+               "--port", str(port)]
+    if reuse_port:
+        command.append("--reuse-port")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != "READY":
+        process.kill()
+        raise SystemExit(f"{kind} server did not start: {line!r}")
+    return process
+
+
+def stop(processes: list[subprocess.Popen[str]]) -> None:
+    """Terminate the server processes and reap them."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(10)
+
+
+def check_answer(port: int, kind: str) -> None:
+    """One real gRPC call: the server answers ValidateService with a decision."""
+    import grpc
+
+    from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(
+            METHOD, response_deserializer=pb.ValidateServiceResponse.FromString
+        )
+        answer = call(request_bytes(), timeout=5)
+    if not answer.compliant or (kind == "pdp" and not answer.decision_id):
+        raise SystemExit(f"{kind} answered unexpectedly: {answer}")
+
+
+def h2load(port: int, body: Path, args: list[str], core: str | None) -> dict[str, Any]:
+    """Run h2load against ``port`` and return its figures (requests/s, failures, log path)."""
+    command = [
+        "h2load", "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers",
+        "-d", str(body), *args, f"http://127.0.0.1:{port}{METHOD}",
+    ]
+    if core is not None:
+        command = ["taskset", "-c", core, *command]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output)
+    done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
+                     r"(\d+) failed, (\d+) errored", output)
+    if rps is None or done is None:
+        raise SystemExit(f"cannot read h2load's report:\n{output}")
+    return {
+        "requests_per_second": float(rps.group(1)),
+        "done": int(done.group(2)),
+        "failed": int(done.group(4)) + int(done.group(5)),
+    }
+
+
+def throughput(
+    kind: str, body: Path, args: argparse.Namespace, *, workers: int = 1
+) -> dict[str, Any]:
+    """Requests/s of ``workers`` servers of ``kind`` under a saturating h2load."""
+    port = free_port()
+    cores = ["0", "1"][:workers]
+    processes = [start_server(kind, port, core, reuse_port=workers > 1) for core in cores]
+    try:
+        check_answer(port, kind)
+        connections = args.connections * workers
+        load = ["-c", str(connections), "-m", str(args.streams),
+                "-D", str(args.duration), "--warm-up-time", "2"]
+        return h2load(port, body, load, core=None if workers > 1 else "1")
+    finally:
+        stop(processes)
+
+
+def latency_at_rate(body: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """p50/p99 of the sidecar on one core at 1,000 requests/s."""
+    port = free_port()
+    processes = [start_server("pdp", port, "0")]
+    try:
+        check_answer(port, "pdp")
+        with tempfile.NamedTemporaryFile(suffix=".log") as log:
+            load = ["-c", "10", "-m", "1", "--rps", "100", "-D", str(args.duration),
+                    "--warm-up-time", "2", "--log-file", log.name]
+            figures = h2load(port, body, load, core="1")
+            durations = sorted(int(line.split("\t")[2]) / 1000.0
+                               for line in Path(log.name).read_text().splitlines() if line)
+    finally:
+        stop(processes)
+    figures["p50_ms"] = statistics.median(durations)
+    figures["p99_ms"] = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
+    return figures
+
+
+def main() -> int:
+    """Run the three measurements and print a summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=16, help="h2load clients per worker")
+    parser.add_argument("--streams", type=int, default=8, help="concurrent streams per client")
+    parser.add_argument("--serve", choices=("pdp", "echo"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve == "echo":
+        asyncio.run(_serve_echo(args.port))
+        return 0
+    if args.serve == "pdp":
+        asyncio.run(_serve_pdp(args.port, args.reuse_port))
+        return 0
+    for tool in ("h2load", "taskset"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed (apt-get install -y nghttp2-client util-linux)")
+    with tempfile.TemporaryDirectory(prefix="pdp-bench-grpc-") as raw:
+        body = Path(raw) / "request.bin"
+        message = request_bytes()
+        body.write_bytes(b"\x00" + len(message).to_bytes(4, "big") + message)
+        echo = throughput("echo", body, args)
+        pdp = throughput("pdp", body, args)
+        fixed = latency_at_rate(body, args)
+        two = throughput("pdp", body, args, workers=2)
+    summary = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "load_generator": "h2load (nghttp2) 1 thread, gRPC over h2c",
+        "echo": echo,
+        "pdp": pdp,
+        "ratio_pdp_to_echo": pdp["requests_per_second"] / echo["requests_per_second"],
+        "fixed_rate_1000": fixed,
+        "two_workers": two,
+        "scaling_two_to_one": two["requests_per_second"] / pdp["requests_per_second"],
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    print(json.dumps(summary, indent=2))
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "grpc.json").write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Shared parts of the gRPC tests (no tests here): a real engine, a real server, real channels.
+
+The engine is ``pdp.runtime.Engine`` with the built-in marketplace bundle, built and signed with
+``pdp.bundle`` into a temporary directory; the server is ``SidecarGrpcServer`` on 127.0.0.1 with an
+ephemeral port; clients use ordinary ``grpc.aio`` channels and the generated stubs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grpc import aio
+from prometheus_client import CollectorRegistry
+
+from pdp.bundle import JwsSigner, build_bundle, generate_private_key, public_pem
+from pdp.runtime import BundleUpdate, Engine, RuntimeConfig
+from pdp.sidecar.grpc_server import SidecarGrpcServer
+
+REPO = Path(__file__).resolve().parents[2]
+MARKETPLACE = REPO / "bundles" / "marketplace"
+REVISION = "rev-7"
+KEY_ID = "test-key"
+
+
+def example(name: str) -> dict[str, Any]:
+    """One of the marketplace bundle's example inputs."""
+    loaded: dict[str, Any] = json.loads((MARKETPLACE / "examples" / f"{name}.json").read_text())
+    return loaded
+
+
+@dataclass
+class EngineUnderTest:
+    """A real sidecar engine plus the signer of the one key it trusts."""
+
+    engine: Engine
+    signer: JwsSigner
+
+    async def activate_marketplace(self, *, revision: str = REVISION, sequence: int = 7) -> None:
+        """Build, sign and activate the marketplace bundle."""
+        data = build_bundle(MARKETPLACE, signer=self.signer, revision=revision, sequence=sequence)
+        await self.engine.activate(BundleUpdate(data=data, source="test"))
+
+
+def engine_without_bundle(tmp_path: Path) -> EngineUnderTest:
+    """A sidecar engine that trusts a freshly generated key and has no bundle yet."""
+    keys = tmp_path / "keys"
+    keys.mkdir(exist_ok=True)
+    key = generate_private_key()
+    (keys / f"{KEY_ID}.pem").write_bytes(public_pem(key))
+    engine = Engine(
+        RuntimeConfig(verification_keys=(keys,)), registry=CollectorRegistry(), sources=[]
+    )
+    return EngineUnderTest(engine, JwsSigner(key, KEY_ID))
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    engine: Engine, *, registry: CollectorRegistry | None = None, health_interval: float = 0.05
+) -> AsyncIterator[tuple[SidecarGrpcServer, aio.Channel]]:
+    """Run a sidecar gRPC server for ``engine`` and yield it with a channel connected to it."""
+    server = SidecarGrpcServer(
+        engine, "127.0.0.1:0", registry=registry, health_interval=health_interval
+    )
+    port = await server.start()
+    channel = aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield server, channel
+    finally:
+        await channel.close()
+        await server.stop(grace=0)
