@@ -165,19 +165,26 @@ class Activator:
             return restored
         return active
 
-    async def reload_keyring(self) -> None:
-        """Re-read the trusted keys (their files changed); a failure keeps the old keyring."""
+    async def reload_keyring(self) -> bool:
+        """Re-read the trusted keys (their files changed); True if the trusted set changed.
+
+        A failure (an unreadable or invalid key file) keeps the previous keys and is reported.
+        """
         try:
-            await asyncio.to_thread(self.keyring.reload)
+            change = await asyncio.to_thread(self.keyring.reload)
         except BundleError as exc:
             now = self._clock()
             self._status.record_failure(LastError(exc.reason, str(exc), "keyring", now),
                                         affects_freshness=False)
             logger.error("keyring reload failed; keeping the previous keys",
                          extra={"reason": exc.reason, "error": str(exc)})
-            return
+            return False
         self._status.keyring_ids = tuple(self.keyring.key_ids)
-        logger.info("keyring reloaded", extra={"key_ids": list(self.keyring.key_ids)})
+        if change:
+            logger.info("keyring reloaded", extra={
+                "key_ids": list(self.keyring.key_ids), "added": list(change.added),
+                "changed": list(change.changed), "removed": list(change.removed)})
+        return bool(change)
 
     def _load(self, update: BundleUpdate, active: ActiveBundle | None,
               now: float) -> tuple[bytes, LoadedBundle | None]:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry
@@ -24,7 +27,7 @@ from pdp.runtime.activation import Activator
 from pdp.runtime.config import RuntimeConfig
 from pdp.runtime.decision_log import DecisionLog, sink_for
 from pdp.runtime.errors import ConfigurationError, NotReadyError
-from pdp.runtime.file_source import FileSource, watch_paths
+from pdp.runtime.file_source import FileSource, signature, watch_paths
 from pdp.runtime.health import HealthState, RuntimeStatus
 from pdp.runtime.metrics import RuntimeMetrics
 from pdp.runtime.persist import BundleStore
@@ -39,8 +42,22 @@ logger = logging.getLogger(__name__)
 UNKNOWN_QUERY_LABEL = "<unknown>"
 
 
-def _new_uuid() -> str:
-    return str(uuid.uuid4())
+class DecisionIds:
+    """UUID-shaped decision ids: a random per-engine prefix and a counter.
+
+    ``str(uuid.uuid4())`` costs about 4 µs, a quarter of a whole decision; this costs a tenth of
+    that. Ids are unique within the engine by the counter and across sidecars by the 74 random
+    bits of the prefix; they need to be unique, not unpredictable.
+    """
+
+    def __init__(self, seed: bytes | None = None) -> None:
+        prefix = uuid.UUID(bytes=seed if seed is not None else os.urandom(16), version=4)
+        self._prefix = str(prefix)[:24]  # "xxxxxxxx-xxxx-4xxx-yxxx-"
+        self._counter = itertools.count(int(str(prefix)[24:], 16))
+
+    def __call__(self) -> str:
+        """The next id (thread-safe: ``next`` on a count is atomic)."""
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
 
 
 def open_keyring(config: RuntimeConfig) -> Keyring:
@@ -52,6 +69,10 @@ def open_keyring(config: RuntimeConfig) -> Keyring:
         return Keyring.from_paths(config.verification_keys, revoked=config.revoked_key_ids)
     except BundleError as exc:
         raise ConfigurationError(f"cannot load the verification keys: {exc}") from exc
+
+
+def _signatures(paths: Sequence[Path]) -> list[object]:
+    return [signature(path) for path in paths]
 
 
 def _outcome(result: dict[str, Any]) -> str:
@@ -93,7 +114,7 @@ class Engine:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.perf_counter,
-        new_id: Callable[[], str] = _new_uuid,
+        new_id: Callable[[], str] | None = None,
         decision_stream: TextIO | None = None,
     ) -> None:
         self.config = config
@@ -102,9 +123,9 @@ class Engine:
         self.active: ActiveBundle | None = None
         self._clock = clock
         self._monotonic = monotonic
-        self._new_id = new_id
+        self._new_id = new_id if new_id is not None else DecisionIds()
         self._status = RuntimeStatus(
-            instance_id=config.instance_id or new_id(), labels=config.labels,
+            instance_id=config.instance_id or str(uuid.uuid4()), labels=config.labels,
             stale_action=config.stale_action, started_at=clock())
         self._status.verification_skipped = config.insecure_skip_verification
         self.keyring = keyring if keyring is not None else open_keyring(config)
@@ -248,12 +269,17 @@ class Engine:
             await self.activator.handle(event)
 
     async def _watch_keyring(self) -> None:
-        async for _ in watch_paths(self.config.verification_keys,
-                                   debounce_ms=self.config.watch_debounce_ms,
+        paths = self.config.verification_keys
+        seen = await asyncio.to_thread(_signatures, paths)
+        async for _ in watch_paths(paths, debounce_ms=self.config.watch_debounce_ms,
                                    stop=self._stop_watching):
-            await self.activator.reload_keyring()
-            # A bundle refused for an unknown key may be acceptable now.
-            self.request_sync()
+            current = await asyncio.to_thread(_signatures, paths)
+            if current == seen:
+                continue  # something else changed next to the key files
+            seen = current
+            if await self.activator.reload_keyring():
+                # A bundle refused for an unknown key may be acceptable now.
+                self.request_sync()
 
     def _swap(self, snapshot: ActiveBundle) -> None:
         self.active = snapshot

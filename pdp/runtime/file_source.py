@@ -123,6 +123,11 @@ class FileSource:
                     last = current
                     yield self._event(current)
                 reason = await self._wake.get()
+                # Changes that piled up while a slow activation ran need one look, not many.
+                while not self._wake.empty():
+                    queued = self._wake.get_nowait()
+                    if reason == "change":
+                        reason = queued
         finally:
             self._stop.set()
             watcher.cancel()
