@@ -161,3 +161,5 @@ class SidecarProcess:
             self.proc.kill()
             self.proc.wait()
         self._reader.join(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
