@@ -18,13 +18,12 @@ from pdp.control.plane import ControlPlane
 from pdp.core import FieldError
 
 PLANE = web.AppKey("control_plane", ControlPlane)
-PRINCIPAL = "pdp_principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def principal(request: web.Request) -> Principal:
     """The caller, authenticated by the app's middleware."""
-    actor: Principal = request[PRINCIPAL]
-    return actor
+    return request[PRINCIPAL]
 
 
 def body_limit(request: web.Request) -> int:

@@ -1,0 +1,66 @@
+"""Fixtures of the control-plane tests: a real PostgreSQL database per test, keys, a control plane
+(seeded with the marketplace bundle) served on a real socket, and one token per role."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+# tests/ holds the shared PostgreSQL helper; test directories are not packages.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from control_support import MARKETPLACE, SigningKeys, create_tokens, make_keys, settings_for
+from postgres import PostgresServer, find_server
+
+from pdp.control.auth import Role
+from pdp.control.http_app import make_app
+from pdp.control.plane import ControlPlane, open_control_plane
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server of this test session (see tests/postgres.py)."""
+    server = find_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def database_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh, empty database, dropped after the test."""
+    dsn = await postgres_server.create_database()
+    yield dsn
+    await postgres_server.drop_database(dsn)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> SigningKeys:
+    """A signing key pair for the control plane."""
+    return make_keys(tmp_path / "keys")
+
+
+@pytest.fixture
+async def plane(database_url: str, keys: SigningKeys,
+                tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    """An open control plane on the test database, seeded, exporting bundles to tmp/published."""
+    settings = settings_for(database_url, keys, bundle_dir=tmp_path / "published")
+    opened = await open_control_plane(settings, seed_dir=MARKETPLACE)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def tokens(plane: ControlPlane) -> dict[Role, str]:
+    """One bearer token per role."""
+    return await create_tokens(plane.pool)
+
+
+@pytest.fixture
+async def client(plane: ControlPlane, aiohttp_client: object) -> TestClient:
+    """The admin API on a real socket on 127.0.0.1."""
+    made: TestClient = await aiohttp_client(make_app(plane))  # type: ignore[operator]
+    return made
