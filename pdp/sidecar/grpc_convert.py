@@ -173,17 +173,26 @@ def _explain(entries: Iterable[Mapping[str, Any]] | None) -> list[Struct]:
     return structs
 
 
+@functools.lru_cache(maxsize=64)
+def _parse_rfc3339(text: str) -> tuple[int, int]:
+    # Decisions made in the same second carry the same text, so parsing is paid once a second.
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.fromisoformat(text))
+    return stamp.seconds, stamp.nanos
+
+
 def to_timestamp(value: object) -> Timestamp | None:
     """A decision or record time (RFC 3339 text, Unix seconds or datetime) as a Timestamp."""
     if value is None or value == "":
         return None
+    if isinstance(value, str):
+        seconds, nanos = _parse_rfc3339(value)
+        return Timestamp(seconds=seconds, nanos=nanos)
     stamp = Timestamp()
     if isinstance(value, datetime):
         stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
     elif isinstance(value, int | float) and not isinstance(value, bool):
         stamp.FromNanoseconds(int(value * 1_000_000_000))
-    elif isinstance(value, str):
-        stamp.FromDatetime(datetime.fromisoformat(value))
     else:
         raise TypeError(f"not a timestamp: {value!r}")
     return stamp
