@@ -8,7 +8,9 @@ Health: the overall status ("") and each served service are SERVING exactly when
 ready. A background task re-reads readiness every ``health_interval`` seconds so ``Watch`` streams
 (Kubernetes gRPC probes, Envoy health checks) follow bundle activation and staleness.
 
-With a Prometheus registry, an interceptor counts ``pdp_grpc_requests_total{method,code}``.
+Given a request counter (a Prometheus ``Counter`` labelled ``method`` and ``code``; the sidecar
+passes the runtime's ``pdp_grpc_requests``), an interceptor counts every unary call by its final
+status code.
 ``reuse_port`` sets ``grpc.so_reuseport`` so several worker processes can share one port.
 """
 
@@ -26,7 +28,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 
 from pdp._proto.envoy.service.auth.v3 import external_auth_pb2
 from pdp._proto.policyengine.v1 import policy_engine_pb2
@@ -73,15 +75,10 @@ def _register(server: aio.Server, descriptor: ServiceDescriptor, servicer: objec
 
 
 class RequestCounter(aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
-    """Counts unary calls by method and final status code in ``pdp_grpc_requests_total``."""
+    """Counts unary calls in ``requests`` (labels ``method``, ``code``) by final status code."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._requests = Counter(
-            "pdp_grpc_requests_total",
-            "gRPC calls answered, by method and status code.",
-            ["method", "code"],
-            registry=registry,
-        )
+    def __init__(self, requests: Counter) -> None:
+        self._requests = requests
         # Wrapped handlers are built once per method, not once per call.
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -131,14 +128,14 @@ class SidecarGrpcServer:
         engine: DecisionEngine,
         address: str = "127.0.0.1:50051",
         *,
-        registry: CollectorRegistry | None = None,
+        request_counter: Counter | None = None,
         reuse_port: bool = False,
         health_interval: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
         self._address = address
-        self._registry = registry
+        self._request_counter = request_counter
         self._reuse_port = reuse_port
         self._health_interval = health_interval
         self._clock = clock
@@ -148,7 +145,8 @@ class SidecarGrpcServer:
         self.port = 0
 
     def _build(self) -> aio.Server:
-        interceptors = [RequestCounter(self._registry)] if self._registry is not None else []
+        counter = self._request_counter
+        interceptors = [RequestCounter(counter)] if counter is not None else []
         server = aio.server(
             interceptors=interceptors,
             options=[

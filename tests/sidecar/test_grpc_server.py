@@ -12,7 +12,6 @@ import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from prometheus_client import CollectorRegistry
 from test_grpc_support import engine_without_bundle, serving
 
 from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
@@ -107,11 +106,11 @@ async def test_messages_over_four_mebibytes_are_refused(tmp_path: Path) -> None:
 
 
 async def test_request_counter_counts_by_method_and_code(tmp_path: Path) -> None:
-    """With a registry, gRPC calls are counted by method and final status code."""
-    registry = CollectorRegistry()
+    """Given the runtime's request counter, gRPC calls are counted by method and status code."""
     under_test = engine_without_bundle(tmp_path)
     await under_test.activate_marketplace()
-    async with serving(under_test.engine, registry=registry) as (_, channel):
+    counter = under_test.engine.metrics.grpc_requests
+    async with serving(under_test.engine, request_counter=counter) as (_, channel):
         stub = pb_grpc.PolicyEngineServiceStub(channel)
         await stub.HealthCheck(pb.HealthCheckRequest())
         await stub.HealthCheck(pb.HealthCheckRequest())
@@ -119,7 +118,7 @@ async def test_request_counter_counts_by_method_and_code(tmp_path: Path) -> None
             await stub.DeletePolicy(pb.DeletePolicyRequest(policy_id="https-required"))
 
     def count(method: str, code: str) -> float | None:
-        return registry.get_sample_value(
+        return under_test.registry.get_sample_value(
             "pdp_grpc_requests_total",
             {"method": f"/policyengine.v1.PolicyEngineService/{method}", "code": code},
         )

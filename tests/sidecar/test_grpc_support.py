@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from grpc import aio
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from pdp.bundle import JwsSigner, build_bundle, generate_private_key, public_pem
 from pdp.runtime import BundleUpdate, Engine, RuntimeConfig
@@ -39,6 +39,7 @@ class EngineUnderTest:
 
     engine: Engine
     signer: JwsSigner
+    registry: CollectorRegistry
 
     async def activate_marketplace(self, *, revision: str = REVISION, sequence: int = 7) -> None:
         """Build, sign and activate the marketplace bundle."""
@@ -52,19 +53,18 @@ def engine_without_bundle(tmp_path: Path) -> EngineUnderTest:
     keys.mkdir(exist_ok=True)
     key = generate_private_key()
     (keys / f"{KEY_ID}.pem").write_bytes(public_pem(key))
-    engine = Engine(
-        RuntimeConfig(verification_keys=(keys,)), registry=CollectorRegistry(), sources=[]
-    )
-    return EngineUnderTest(engine, JwsSigner(key, KEY_ID))
+    registry = CollectorRegistry()
+    engine = Engine(RuntimeConfig(verification_keys=(keys,)), registry=registry, sources=[])
+    return EngineUnderTest(engine, JwsSigner(key, KEY_ID), registry)
 
 
 @contextlib.asynccontextmanager
 async def serving(
-    engine: Engine, *, registry: CollectorRegistry | None = None, health_interval: float = 0.05
+    engine: Engine, *, request_counter: Counter | None = None, health_interval: float = 0.05
 ) -> AsyncIterator[tuple[SidecarGrpcServer, aio.Channel]]:
     """Run a sidecar gRPC server for ``engine`` and yield it with a channel connected to it."""
     server = SidecarGrpcServer(
-        engine, "127.0.0.1:0", registry=registry, health_interval=health_interval
+        engine, "127.0.0.1:0", request_counter=request_counter, health_interval=health_interval
     )
     port = await server.start()
     channel = aio.insecure_channel(f"127.0.0.1:{port}")
