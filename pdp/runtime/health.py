@@ -148,6 +148,7 @@ class RuntimeStatus:
             "stale_action": self.stale_action,
             "revision": active.revision if active else None,
             "sequence": active.sequence if active else None,
+            "age_seconds": bundle["age_seconds"] if bundle else None,
             "bundle": bundle,
             "last_download_at": iso(self.last_download_at),
             "last_activation_at": iso(self.last_activation_at),

@@ -12,7 +12,7 @@ from runtime_support import COMPLIANT_LISTING, EngineFactory, Signing
 from pdp.runtime import BundleUpdate, Engine
 
 RELOADS = 100
-THREADS = 3
+THREADS = 2
 
 ACCESS = {"user_id": "user-456", "service_id": "svc-1", "action": "read"}
 
