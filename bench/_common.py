@@ -7,6 +7,8 @@ Measurement method (the same for every engine, so ratios are fair):
   triggered by one engine's garbage is not billed to whichever call happens to be running;
 - each *sample* times a batch of identical calls with ``time.perf_counter_ns`` and divides by the
   batch size, which amortises the ~50-100 ns cost of reading the clock over microsecond-scale calls;
+- engines are timed in alternating rounds on the same inputs (``time_interleaved``), so a change
+  in machine load during the run affects all of them alike;
 - samples cycle through the input pool, so the p99 reflects the slowest kinds of input, not only
   scheduler noise. The p99 is therefore "p99 of batch means", stated as such in the report.
 """
@@ -14,11 +16,12 @@ Measurement method (the same for every engine, so ratios are fair):
 from __future__ import annotations
 
 import gc
+import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import TypeVar
@@ -45,33 +48,58 @@ def time_calls(
     warmup: int,
 ) -> Timing:
     """Time ``call(x)`` over ``inputs`` and return the median and p99 per-call latency."""
+    return time_interleaved({"call": call}, inputs, samples=samples, batch=batch, warmup=warmup,
+                            rounds=1)["call"]
+
+
+def time_interleaved(
+    calls: Mapping[str, Callable[[T], object]],
+    inputs: Sequence[T],
+    *,
+    samples: int,
+    batch: int,
+    warmup: int,
+    rounds: int,
+) -> dict[str, Timing]:
+    """Time several engines on the same inputs, in alternating rounds.
+
+    On a shared machine the load changes over seconds; giving each engine a slice of its samples
+    in every round (rotating who goes first) spreads such changes over all engines alike, so the
+    ratios between them stay meaningful even when the absolute figures drift.
+    """
     if not inputs:
-        raise ValueError("time_calls needs at least one input")
+        raise ValueError("time_interleaved needs at least one input")
     count = len(inputs)
-    for i in range(warmup):
-        call(inputs[i % count])
-    durations_ns = [0] * samples
+    for call in calls.values():
+        for i in range(warmup):
+            call(inputs[i % count])
+    per_round = max(1, samples // rounds)
+    durations_ns: dict[str, list[int]] = {name: [] for name in calls}
+    order = list(calls)
     perf_counter_ns = time.perf_counter_ns
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for s in range(samples):
-            x = inputs[s % count]
-            started = perf_counter_ns()
-            for _ in repeat(None, batch):
-                call(x)
-            durations_ns[s] = perf_counter_ns() - started
+        for r in range(rounds):
+            for name in order[r % len(order):] + order[: r % len(order)]:
+                call, record = calls[name], durations_ns[name].append
+                for s in range(r * per_round, (r + 1) * per_round):
+                    x = inputs[s % count]
+                    started = perf_counter_ns()
+                    for _ in repeat(None, batch):
+                        call(x)
+                    record(perf_counter_ns() - started)
     finally:
         if gc_was_enabled:
             gc.enable()
+    return {name: _timing(d, batch) for name, d in durations_ns.items()}
+
+
+def _timing(durations_ns: Sequence[int], batch: int) -> Timing:
     per_call_us = sorted(d / batch / 1000.0 for d in durations_ns)
-    return Timing(
-        median_us=statistics.median(per_call_us),
-        p99_us=percentile(per_call_us, 99.0),
-        samples=samples,
-        batch=batch,
-    )
+    return Timing(median_us=statistics.median(per_call_us), p99_us=percentile(per_call_us, 99.0),
+                  samples=len(per_call_us), batch=batch)
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:
@@ -96,8 +124,10 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def machine_summary() -> str:
-    """One line naming the interpreter and platform the figures were taken on."""
+    """One line naming the interpreter, the platform and how busy the machine was."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"Python {platform.python_version()} ({sys.implementation.name}) on "
-        f"{platform.system()} {platform.machine()}, {platform.processor() or 'cpu unknown'}"
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {load} at start"
     )

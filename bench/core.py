@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-from _common import Timing, machine_summary, render_table, time_calls
+from _common import Timing, machine_summary, render_table, time_calls, time_interleaved
 from cedar.contender import CedarContender
 from rego.contender import RegoEngineContender, RegoVmContender
 
@@ -286,24 +286,20 @@ def run(args: argparse.Namespace) -> int:
     rows: list[list[str]] = []
     verdicts: list[str] = []
     for workload in workloads:
-        timings = {c.name: measure(c, workload, args) for c in contenders}
+        timings = time_interleaved(
+            {c.name: getattr(c, workload.query) for c in contenders}, workload.inputs,
+            samples=args.samples, batch=args.batch, warmup=args.warmup, rounds=args.rounds)
         rows.extend(report_rows(workload, contenders, timings))
         verdicts.append(verdict(workload, timings, pdp.name))
     print(render_table(
         ["workload", "engine", "median µs", "p99 µs", "input conversion µs (median)"], rows))
-    print(f"\n{args.samples} samples per cell, each the mean of a batch of {args.batch} calls; "
-          "p99 is the p99 of those batch means. GC disabled while timing.")
+    print(f"\n{args.samples} samples per cell in {args.rounds} alternating rounds, each sample the "
+          f"mean of a batch of {args.batch} calls; p99 is the p99 of those batch means. "
+          "GC disabled while timing.")
     print(schema_check_note(workloads, args))
     print("\n".join(["", *verdicts]))
     missed = any(v.startswith("MISS") for v in verdicts)
     return 1 if (missed and args.check) else 0
-
-
-def measure(contender: Contender, workload: Workload, args: argparse.Namespace) -> Timing:
-    """Time one engine on one workload."""
-    call: Callable[[Mapping[str, Any]], object] = getattr(contender, workload.query)
-    return time_calls(call, workload.inputs, samples=args.samples, batch=args.batch,
-                      warmup=args.warmup)
 
 
 def schema_check_note(workloads: Sequence[Workload], args: argparse.Namespace) -> str:
@@ -354,6 +350,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=2000, help="timed samples per cell")
     parser.add_argument("--batch", type=int, default=20, help="calls per timed sample")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="alternating rounds the samples are split into")
     parser.add_argument("--warmup", type=int, default=2000, help="untimed calls before timing")
     parser.add_argument("--requests", type=int, default=2000, help="check_access pool size")
     parser.add_argument("--seed", type=int, default=20261128, help="seed of the generated data")
