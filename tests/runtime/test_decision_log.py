@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections import UserDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from runtime_support import EngineFactory, Signing, sample
 
 from pdp.runtime import BundleUpdate, DecisionLog, DecisionLogConfig, FileSink, RuntimeMetrics
-from pdp.runtime.decision_log import mask_event
+from pdp.runtime.decision_log import mask_event, parse_pointer
 
 ACCESS = {"user_id": "user-456", "service_id": "svc-1", "action": "read",
           "context": {"ip_address": "10.0.0.7", "api_key": "sk-live-123"}}
@@ -181,6 +182,32 @@ async def test_file_sink_appends_json_lines(tmp_path: Path, registry: CollectorR
     lines = path.read_text().splitlines()
     assert json.loads(lines[0]) == {"earlier": True}
     assert json.loads(lines[1])["decision_id"] == "d1"
+
+
+async def test_shutdown_does_not_wait_past_its_deadline(registry: CollectorRegistry) -> None:
+    """A sink slower than the flush deadline cannot hold shutdown; what is left is counted."""
+
+    class SlowSink(ListSink):
+        def write(self, lines: Sequence[str]) -> None:
+            time.sleep(0.5)
+            super().write(lines)
+
+    log = DecisionLog(DecisionLogConfig(sink="stdout", flush_deadline_seconds=0.1),
+                      sink=SlowSink(), metrics=RuntimeMetrics(registry))
+    for n in range(3000):
+        log.record(event(n))
+    started = time.monotonic()
+    await log.close()
+    assert time.monotonic() - started < 0.45
+    assert sample(registry, "pdp_decision_logs_dropped_total", reason="shutdown") == 2000
+
+
+def test_pointer_escapes_are_honoured() -> None:
+    """~1 and ~0 in a mask pointer stand for '/' and '~' (RFC 6901)."""
+    assert parse_pointer("/input/a~1b/c~0d") == ("input", "a/b", "c~d")
+    masked = mask_event({"input": {"a/b": 1, "keep": 2}}, [parse_pointer("/input/a~1b")])
+    assert masked["input"] == {"keep": 2}
+    assert masked["erased"] == ["/input/a~1b"]
 
 
 @pytest.mark.parametrize("pointer", ["input/no-slash", "/input/bad~2escape"])
