@@ -1,0 +1,212 @@
+"""The control plane's PolicyEngineService (DESIGN §9): the nine methods over the store, with auth."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+from control_support import snapshot
+from grpc import aio
+
+from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
+from pdp._proto.policyengine.v1.policy_engine_pb2_grpc import PolicyEngineServiceStub
+from pdp.control.auth import Principal, Role
+from pdp.control.grpc_service import make_grpc_server
+from pdp.control.plane import ControlPlane
+
+PUBLISHER = Principal(token_id=0, name="tester", role=Role.PUBLISHER)
+
+
+@pytest.fixture
+async def stub(plane: ControlPlane) -> AsyncIterator[PolicyEngineServiceStub]:
+    """A client of the control plane's gRPC server on an ephemeral port."""
+    server, port = make_grpc_server(plane, "127.0.0.1:0")
+    await server.start()
+    channel = aio.insecure_channel(f"127.0.0.1:{port}")
+    yield PolicyEngineServiceStub(channel)
+    await channel.close()
+    await server.stop(None)
+
+
+def auth(token: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying a bearer token."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+def new_policy(policy_id: str) -> pb.Policy:
+    """A disabled security policy (it never changes a decision)."""
+    return pb.Policy(id=policy_id, name=policy_id, type=pb.SECURITY, enabled=False,
+                     severity="low", rule=pb.PolicyRule(security=pb.SecurityRule(
+                         require_https=True)))
+
+
+LISTING = pb.ValidateServiceRequest(
+    service_id="svc-9", name="Nine", endpoint=pb.ServiceEndpoint(url="http://nine.example"),
+    compliance=pb.ServiceCompliance(data_residency=["KP"]), environment="production",
+)
+
+_ids = itertools.count()
+Call = Callable[[PolicyEngineServiceStub, Any], Awaitable[Any]]
+
+
+def _calls() -> list[tuple[str, set[Role], Call]]:
+    readers = {Role.ADMIN, Role.EDITOR, Role.PUBLISHER, Role.VIEWER}
+    editors = {Role.ADMIN, Role.EDITOR}
+    everyone = set(Role)
+
+    async def create(s: PolicyEngineServiceStub, md: Any) -> Any:
+        return await s.CreatePolicy(pb.CreatePolicyRequest(policy=new_policy(f"g{next(_ids)}")),
+                                    metadata=md)
+
+    async def update(s: PolicyEngineServiceStub, md: Any) -> Any:
+        return await s.UpdatePolicy(pb.UpdatePolicyRequest(
+            policy_id="https-required", policy=pb.Policy(description=f"d{next(_ids)}"),
+            update_mask=["description"]), metadata=md)
+
+    async def delete(s: PolicyEngineServiceStub, md: Any) -> Any:
+        # Deleting an unknown id proves authorisation ran first: allowed roles get NOT_FOUND.
+        return await s.DeletePolicy(pb.DeletePolicyRequest(policy_id="no-such-policy"),
+                                    metadata=md)
+
+    return [
+        ("ValidateService", everyone, lambda s, md: s.ValidateService(LISTING, metadata=md)),
+        ("CheckAccess", everyone, lambda s, md: s.CheckAccess(pb.CheckAccessRequest(
+            user_id="user-456", service_id="svc-1", action="read"), metadata=md)),
+        ("ValidateConsumption", everyone, lambda s, md: s.ValidateConsumption(
+            pb.ValidateConsumptionRequest(consumer_id="user-456", service_id="svc-1"),
+            metadata=md)),
+        ("GetPolicy", readers, lambda s, md: s.GetPolicy(
+            pb.GetPolicyRequest(policy_id="https-required"), metadata=md)),
+        ("ListPolicies", readers, lambda s, md: s.ListPolicies(pb.ListPoliciesRequest(),
+                                                               metadata=md)),
+        ("CreatePolicy", editors, create),
+        ("UpdatePolicy", editors, update),
+        ("DeletePolicy", editors, delete),
+    ]
+
+
+async def _code(call: Call, stub: PolicyEngineServiceStub, metadata: Any) -> grpc.StatusCode:
+    try:
+        await call(stub, metadata)
+    except aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def test_every_method_answers_each_role_as_documented(
+        plane: ControlPlane, stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """Allowed roles pass; other roles get PERMISSION_DENIED and change nothing."""
+    await plane.publisher.publish(PUBLISHER)
+    await plane.feed.refresh()
+    wrong: list[str] = []
+    for (name, allowed, call), role in itertools.product(_calls(), Role):
+        before = await snapshot(plane.pool)
+        code = await _code(call, stub, auth(tokens[role]))
+        expected = grpc.StatusCode.PERMISSION_DENIED
+        if role in allowed:
+            expected = grpc.StatusCode.NOT_FOUND if name == "DeletePolicy" else grpc.StatusCode.OK
+        if code != expected:
+            wrong.append(f"{name} as {role}: {code.name}, expected {expected.name}")
+        elif code == grpc.StatusCode.PERMISSION_DENIED and await snapshot(plane.pool) != before:
+            wrong.append(f"{name} as {role}: refused but changed the database")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_every_method_but_health_needs_a_token(
+        plane: ControlPlane, stub: PolicyEngineServiceStub) -> None:
+    """No token or an unknown one: UNAUTHENTICATED, and nothing changes."""
+    before = await snapshot(plane.pool)
+    for (name, _, call), metadata in itertools.product(_calls(), [(), auth("pdp_unknown")]):
+        assert await _code(call, stub, metadata) == grpc.StatusCode.UNAUTHENTICATED, name
+    assert await snapshot(plane.pool) == before
+    health = await stub.HealthCheck(pb.HealthCheckRequest())
+    assert health.status == pb.HealthCheckResponse.SERVING
+
+
+async def test_decisions_use_the_latest_published_bundle(
+        plane: ControlPlane, stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """ValidateService answers from what sidecars run, with every violation."""
+    await plane.publisher.publish(PUBLISHER)
+    await plane.feed.refresh()
+    answer = await stub.ValidateService(LISTING, metadata=auth(tokens[Role.SIDECAR]))
+    assert answer.compliant is False
+    assert {v.policy_id for v in answer.violations} == {"https-required", "restricted-countries"}
+    assert answer.policy_version == "1"
+
+
+async def test_decisions_before_the_first_publish_are_a_failed_precondition(
+        stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """Without a published bundle there is nothing to decide with."""
+    code = await _code(lambda s, md: s.ValidateService(LISTING, metadata=md), stub,
+                       auth(tokens[Role.VIEWER]))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_create_get_update_delete_round_trip(stub: PolicyEngineServiceStub,
+                                                   tokens: dict[Role, str]) -> None:
+    """The origin's CRUD works against the store, with versions as strings."""
+    md = auth(tokens[Role.EDITOR])
+    created = await stub.CreatePolicy(pb.CreatePolicyRequest(policy=new_policy("grpc-made")),
+                                      metadata=md)
+    assert created.policy.version == "1" and created.created_at.seconds > 0
+    updated = await stub.UpdatePolicy(pb.UpdatePolicyRequest(
+        policy_id="grpc-made", policy=pb.Policy(severity="high"), update_mask=["severity"]),
+        metadata=md)
+    assert updated.policy.version == "2" and updated.policy.severity == "high"
+    assert updated.policy.name == "grpc-made"
+    fetched = await stub.GetPolicy(pb.GetPolicyRequest(policy_id="grpc-made"), metadata=md)
+    assert fetched.policy.severity == "high"
+    deleted = await stub.DeletePolicy(pb.DeletePolicyRequest(policy_id="grpc-made"), metadata=md)
+    assert deleted.success
+    code = await _code(lambda s, m: s.GetPolicy(pb.GetPolicyRequest(policy_id="grpc-made"),
+                                                metadata=m), stub, md)
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_stale_version_is_aborted(stub: PolicyEngineServiceStub,
+                                          tokens: dict[Role, str]) -> None:
+    """UpdatePolicy with an old policy.version: ABORTED."""
+    md = auth(tokens[Role.EDITOR])
+    stale = pb.Policy(description="x", version="7")
+    code = await _code(lambda s, m: s.UpdatePolicy(pb.UpdatePolicyRequest(
+        policy_id="https-required", policy=stale, update_mask=["description"]), metadata=m),
+        stub, md)
+    assert code == grpc.StatusCode.ABORTED
+
+
+async def test_a_duplicate_create_is_already_exists(stub: PolicyEngineServiceStub,
+                                                    tokens: dict[Role, str]) -> None:
+    """Create never overwrites."""
+    code = await _code(lambda s, m: s.CreatePolicy(pb.CreatePolicyRequest(
+        policy=new_policy("https-required")), metadata=m), stub, auth(tokens[Role.EDITOR]))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_an_invalid_policy_is_invalid_argument_naming_the_field(
+        stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """A bad severity is refused with its field in the message."""
+    bad = new_policy("bad-one")
+    bad.severity = "dire"
+    with pytest.raises(aio.AioRpcError) as raised:
+        await stub.CreatePolicy(pb.CreatePolicyRequest(policy=bad),
+                                metadata=auth(tokens[Role.EDITOR]))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "severity" in (raised.value.details() or "")
+
+
+async def test_list_filters_and_pages(stub: PolicyEngineServiceStub,
+                                      tokens: dict[Role, str]) -> None:
+    """The origin's filter language and page tokens work over gRPC."""
+    md = auth(tokens[Role.VIEWER])
+    first = await stub.ListPolicies(pb.ListPoliciesRequest(
+        filter="type=DATA_RESIDENCY", page_size=1, order_by="id desc"), metadata=md)
+    second = await stub.ListPolicies(pb.ListPoliciesRequest(
+        filter="type=DATA_RESIDENCY", page_size=1, order_by="id desc",
+        page_token=first.next_page_token), metadata=md)
+    assert first.total_count == 2
+    assert [p.id for p in (*first.policies, *second.policies)] == [
+        "restricted-countries", "data-residency-required"]
+    assert second.next_page_token == ""
