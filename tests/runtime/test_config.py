@@ -31,7 +31,7 @@ def test_unknown_settings_are_refused() -> None:
 def test_stale_action_must_be_known() -> None:
     """stale_action accepts only serve, fail_closed and fail_open."""
     with pytest.raises(ValidationError, match="stale_action"):
-        RuntimeConfig(insecure_skip_verification=True, stale_action="shrug")  # type: ignore[arg-type]
+        RuntimeConfig(insecure_skip_verification=True, stale_action="shrug")
 
 
 def test_max_bundle_age_must_be_positive() -> None:
