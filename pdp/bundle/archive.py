@@ -12,12 +12,12 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import stat
 import tarfile
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 from pdp.bundle.errors import UnsafeArchiveError
@@ -28,8 +28,9 @@ MiB = 1024 * 1024
 # bundle compress far beyond 100:1 while being harmless, and the bytes held are bounded anyway.
 RATIO_GRACE_BYTES = 1 * MiB
 
-# Files parsed before the signature is checked get a tighter limit than policies and data.
-_PARSED_FIRST = frozenset({".manifest", ".signatures.json"})
+# Characters no bundle path needs: control characters (a newline in a name can forge log
+# lines) and backslashes (a path separator elsewhere).
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 # The reader's chunk size: the most a single read can inflate past a limit before it is refused.
 _CHUNK = 64 * 1024
@@ -48,7 +49,10 @@ class Limits:
     max_ratio: float = 100.0
     """Largest decompressed : compressed ratio of a .tar.gz (judged past 1 MiB unpacked)."""
     max_manifest_bytes: int = 1 * MiB
-    """Largest ``.manifest`` and ``.signatures.json``; both are parsed before anything else."""
+    """Largest ``.manifest`` (it holds a handful of fields and free-form metadata)."""
+    max_signatures_bytes: int = 8 * MiB
+    """Largest ``.signatures.json``: parsed before anything is trusted, so bounded tightly (its
+    JWS lists every file, about 250 bytes each: 10,000 files need ~3 MiB)."""
 
 
 def safe_name(raw: str) -> str:
@@ -61,18 +65,18 @@ def safe_name(raw: str) -> str:
         raise UnsafeArchiveError(
             "path_absolute", f"{raw}: absolute paths are not allowed", file=raw
         )
-    if any(ord(ch) < 0x20 or ch in "\\\x7f" for ch in raw):
+    if _UNSAFE_CHARS.search(raw):
         raise UnsafeArchiveError(
             "path_invalid", f"{raw!r}: control characters and backslashes are not allowed", file=raw
         )
     name = raw
     while name.startswith("./"):
         name = name[2:]
-    name = name.rstrip("/")
-    parts = PurePosixPath(name).parts if name else ()
-    if ".." in name.split("/"):
+    name = name.rstrip("/")  # directory members may end with a slash
+    parts = name.split("/")
+    if ".." in parts:
         raise UnsafeArchiveError("path_traversal", f"{raw}: '..' is not allowed in paths", file=raw)
-    if not parts or "" in name.split("/") or "." in name.split("/"):
+    if not name or "" in parts or "." in parts:
         raise UnsafeArchiveError("path_invalid", f"{raw!r}: not a normal relative path", file=raw)
     return name
 
@@ -95,11 +99,13 @@ class _FileBudget:
                 f"{name}: more than {self._limits.max_files} files in the bundle",
                 file=name,
             )
-        if name in _PARSED_FIRST and size > self._limits.max_manifest_bytes:
+        first = {
+            ".manifest": ("manifest_too_large", self._limits.max_manifest_bytes),
+            ".signatures.json": ("signatures_too_large", self._limits.max_signatures_bytes),
+        }.get(name)
+        if first is not None and size > first[1]:
             raise UnsafeArchiveError(
-                "metadata_too_large",
-                f"{name}: {size} bytes is over the limit of {self._limits.max_manifest_bytes}",
-                file=name,
+                first[0], f"{name}: {size} bytes is over the limit of {first[1]}", file=name
             )
         if size > self._limits.max_file_bytes:
             raise UnsafeArchiveError(
@@ -138,45 +144,36 @@ class _CountingReader(io.RawIOBase):
         return len(data)
 
 
-class _MeteredInflater(io.RawIOBase):
-    """Inflates a gzip stream chunk by chunk, refusing it once it grows past the limits.
+def _inflate(stream: BinaryIO, limits: Limits) -> io.BytesIO:
+    """Inflate a gzip stream chunk by chunk, refusing it once it grows past the limits.
 
-    The tar reader pulls at most one chunk at a time through here, so no more than one chunk
-    past a limit is ever produced, whatever the archive claims.
+    At most one chunk past a limit is ever produced, whatever the archive claims: a gzip bomb is
+    stopped by the ratio or size check long before it could fill memory.
     """
-
-    def __init__(self, compressed: _CountingReader, limits: Limits) -> None:
-        self._compressed = compressed
-        self._gzip = gzip.GzipFile(fileobj=compressed, mode="rb")
-        self._limits = limits
-        # Tar headers, padding and the end-of-archive blocks come on top of the files' bytes.
-        self._ceiling = limits.max_total_bytes + (limits.max_files + 64) * 1024 + MiB
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        try:
-            data = self._gzip.read(min(len(buffer), _CHUNK))
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UnsafeArchiveError("archive_invalid", f"not a valid gzip stream: {exc}") from exc
-        self.count += len(data)
-        if self.count > self._ceiling:
-            raise UnsafeArchiveError(
-                "total_too_large",
-                f"the archive inflates past {self._limits.max_total_bytes} bytes",
-            )
-        if (
-            self.count > RATIO_GRACE_BYTES
-            and self.count > self._limits.max_ratio * max(self._compressed.count, 1)
-        ):
-            raise UnsafeArchiveError(
-                "compression_ratio",
-                f"the archive inflates more than {self._limits.max_ratio:g}:1 (a gzip bomb?)",
-            )
-        buffer[: len(data)] = data
-        return len(data)
+    compressed = _CountingReader(stream)
+    # Tar headers, padding and the end-of-archive blocks come on top of the files' bytes.
+    ceiling = limits.max_total_bytes + (limits.max_files + 64) * 1024 + MiB
+    inflated = io.BytesIO()
+    total = 0
+    try:
+        with gzip.GzipFile(fileobj=compressed, mode="rb") as gz:
+            while chunk := gz.read(_CHUNK):
+                total += len(chunk)
+                if total > ceiling:
+                    raise UnsafeArchiveError(
+                        "total_too_large",
+                        f"the archive inflates past {limits.max_total_bytes} bytes",
+                    )
+                if total > RATIO_GRACE_BYTES and total > limits.max_ratio * compressed.count:
+                    raise UnsafeArchiveError(
+                        "compression_ratio",
+                        f"the archive inflates more than {limits.max_ratio:g}:1 (a gzip bomb?)",
+                    )
+                inflated.write(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnsafeArchiveError("archive_invalid", f"not a valid gzip stream: {exc}") from exc
+    inflated.seek(0)
+    return inflated
 
 
 def _check_member(member: tarfile.TarInfo) -> str | None:
@@ -201,31 +198,32 @@ def _check_member(member: tarfile.TarInfo) -> str | None:
 
 
 def read_archive(source: bytes | BinaryIO, limits: Limits) -> dict[str, bytes]:
-    """Read every file of a .tar.gz bundle into memory, enforcing ``limits`` while streaming."""
+    """Read every file of a .tar.gz bundle into memory, enforcing ``limits``.
+
+    The gzip stream is inflated under the size and ratio limits first; then each tar member's
+    header is checked (type, name, size, count, running total) before its data is copied out.
+    Parsing the inflated tar in memory is about twice as fast as tarfile's stream mode, which
+    matters for 10,000-file bundles; the bytes held stay bounded by the limits.
+    """
     stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source
-    compressed = _CountingReader(stream)
-    inflated = _MeteredInflater(compressed, limits)
+    inflated = _inflate(stream, limits)
+    size = len(inflated.getbuffer())
     budget = _FileBudget(limits)
     try:
-        with tarfile.open(
-            fileobj=io.BufferedReader(inflated, buffer_size=_CHUNK), mode="r|"
-        ) as tar:
+        with tarfile.open(fileobj=inflated, mode="r:") as tar:
             for member in tar:
                 name = _check_member(member)
                 if name is None:
                     continue
                 budget.admit(name, member.size)
-                handle = tar.extractfile(member)
-                data = handle.read() if handle is not None else b""
-                if len(data) != member.size:
+                if member.offset_data + member.size > size:
                     raise UnsafeArchiveError(
                         "archive_invalid", f"{name}: truncated archive member", file=name
                     )
-                budget.store(name, data)
+                handle = tar.extractfile(member)
+                budget.store(name, handle.read() if handle is not None else b"")
     except tarfile.TarError as exc:
         raise UnsafeArchiveError("archive_invalid", f"not a valid tar archive: {exc}") from exc
-    except (OSError, EOFError, zlib.error) as exc:
-        raise UnsafeArchiveError("archive_invalid", f"not a valid gzip stream: {exc}") from exc
     return budget.files
 
 
@@ -291,7 +289,3 @@ def read_bundle_files(source: bytes | Path, limits: Limits) -> dict[str, bytes]:
     with open(source, "rb") as handle:
         return read_archive(handle, limits)
 
-
-def total_bytes(files: Mapping[str, bytes]) -> int:
-    """Sum of the sizes of ``files``."""
-    return sum(len(data) for data in files.values())

@@ -254,7 +254,8 @@ def _bundle_of(changes: dict[str, bytes | None]) -> Maker:
 
 def _huge_manifest(keys: Keys, tmp: Path) -> bytes:
     doc = json.loads(bundle_files()[MANIFEST_FILE])
-    doc["metadata"] = {"padding": "x" * (2 * 1024 * 1024)}
+    # Incompressible, so the size limit (not the compression ratio) is what refuses it.
+    doc["metadata"] = {"padding": os.urandom(1024 * 1024).hex()}
     return pack(_signed(keys, {MANIFEST_FILE: json.dumps(doc).encode()}))
 
 
@@ -320,7 +321,7 @@ HOSTILE: tuple[Hostile, ...] = (
     ),
     Hostile("a gzip bomb", "compression_ratio", _gzip_bomb),
     Hostile("too many files", "too_many_files", _too_many_files, Limits(max_files=8)),
-    Hostile("a huge manifest", "metadata_too_large", _huge_manifest),
+    Hostile("a huge manifest", "manifest_too_large", _huge_manifest),
     Hostile("a manifest that is not JSON", "manifest_invalid", _bundle_of({MANIFEST_FILE: b"r1"})),
     Hostile(
         "a manifest with sequence 0",
