@@ -122,32 +122,63 @@ def _in_networks(value: Any, networks: tuple[ipaddress.IPv4Network | ipaddress.I
 
 def decide_access(index: AccessIndex, policies: tuple[CompiledPolicy, ...],
                   request: Mapping[str, Any], user_id: Any, service_id: Any, action: Any,
-                  ip_address: Any, tally: Tally) -> dict[str, Any]:
-    """The access part of a decision: ``allowed``, ``reason`` and the permission lists."""
-    for name, value in (("user_id", user_id), ("service_id", service_id), ("action", action)):
-        if type(value) is not str or not value:
-            return {"allowed": False, "reason": f"denied: {name} must be a non-empty string",
-                    "required_permissions": [], "missing_permissions": []}
+                  ip_address: Any, tally: Tally | None) -> dict[str, Any]:
+    """The access decision without ids: allowed, reason, permissions, violations, warnings.
+
+    ``tally`` may be None when there are no policies to apply and nothing to explain (the
+    fast path of a plain permission check).
+    """
+    if not (type(user_id) is str and type(service_id) is str and type(action) is str
+            and user_id and service_id and action):
+        return {"allowed": False, "reason": _bad_request(user_id, service_id, action),
+                "required_permissions": [], "missing_permissions": [],
+                "violations": tally.violations if tally else [],
+                "warnings": tally.warnings if tally else []}
     required = "service." + action
     grant = index.grants.get(user_id)
-    granted = grant is not None and grant.allows(required)
-    if policies:
-        subject = AccessSubject(user_id, service_id, grant.roles if grant else frozenset(),
-                                ip_address, index.approved(user_id, service_id))
-        scope = {**request, "user": index.users.get(user_id, {}),
-                 "service": index.services.get(service_id, {})}
-        apply_policies(policies, scope, subject, tally)
-    allowed = granted and not tally.violations
+    granted = grant is not None and (
+        grant.everything or required in grant.exact
+        or (bool(grant.prefixes) and any(required.startswith(p) for p in grant.prefixes)))
+    violations: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
+    if tally is not None:
+        if policies:
+            subject = AccessSubject(user_id, service_id, grant.roles if grant else frozenset(),
+                                    ip_address, index.approved(user_id, service_id))
+            scope = {**request, "user": index.users.get(user_id, {}),
+                     "service": index.services.get(service_id, {})}
+            apply_policies(policies, scope, subject, tally)
+        violations, warnings = tally.violations, tally.warnings
+    if granted and not violations:
+        allowed, reason = True, f"allowed: user '{user_id}' holds {required} on '{service_id}'"
+    else:
+        allowed, reason = False, _denial(grant, user_id, required, granted, violations)
     return {
         "allowed": allowed,
-        "reason": _reason(grant, user_id, service_id, required, granted, tally),
+        "reason": reason,
         "required_permissions": [required],
         "missing_permissions": [] if granted else [required],
+        "violations": violations,
+        "warnings": warnings,
     }
 
 
-def _reason(grant: Grant | None, user_id: str, service_id: str, required: str, granted: bool,
-            tally: Tally) -> str:
+def _bad_request(user_id: Any, service_id: Any, action: Any) -> str:
+    for name, value in (("user_id", user_id), ("service_id", service_id), ("action", action)):
+        if type(value) is not str or not value:
+            return f"denied: {name} must be a non-empty string"
+    return "denied: invalid request"
+
+
+def denial_by_policy(violations: list[dict[str, Any]]) -> str:
+    """The reason of a decision denied by policy violations: the first one, and how many more."""
+    first, more = violations[0], len(violations) - 1
+    return (f"denied by policy {first['policy_id']!r}: {first['message']}"
+            + (f" (and {more} more violation(s))" if more else ""))
+
+
+def _denial(grant: Grant | None, user_id: str, required: str, granted: bool,
+            violations: list[dict[str, Any]]) -> str:
     if grant is None:
         return (f"denied: user {user_id!r} is unknown (not in data.users) and so holds no "
                 f"permissions; add it to data.users with a role granting {required}")
@@ -155,9 +186,4 @@ def _reason(grant: Grant | None, user_id: str, service_id: str, required: str, g
         roles = display(sorted(grant.roles)) or "none"
         return (f"denied: user {user_id!r} (roles: {roles}) lacks {required}; grant it a role "
                 f"with {required} or {required.split('.', 1)[0]}.*")
-    if tally.violations:
-        first = tally.violations[0]
-        more = len(tally.violations) - 1
-        return (f"denied by policy {first['policy_id']!r}: {first['message']}"
-                + (f" (and {more} more violation(s))" if more else ""))
-    return f"allowed: user {user_id!r} holds {required} on service {service_id!r}"
+    return denial_by_policy(violations)

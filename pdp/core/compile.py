@@ -26,14 +26,10 @@ from pdp.core.document import (
 )
 from pdp.core.errors import FieldError, PolicyValidationError
 from pdp.core.findings import Check, CompiledPolicy, Finding, display
+from pdp.core.residency_compliance import compile_compliance, compile_data_residency
 from pdp.core.routes import CompiledRoutes, compile_routes
 from pdp.core.rules import CustomRule, RuleModel
-from pdp.core.service_rules import (
-    compile_compliance,
-    compile_data_residency,
-    compile_pricing,
-    compile_security,
-)
+from pdp.core.security_pricing import compile_pricing, compile_security
 
 _SERVICE_CHECKS: dict[str, Callable[[Any], Check]] = {
     "data_residency": compile_data_residency,

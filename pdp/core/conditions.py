@@ -258,7 +258,13 @@ def compile_condition(condition: Condition, data: Mapping[str, Any]) -> Predicat
         inner = compile_condition(condition.not_of, data)
         return lambda doc: not inner(doc)
     assert condition.field is not None and condition.op is not None  # by _exactly_one_form
-    test = _test_for(condition.op, condition.value)
+    path = split_path(condition.field)
+    value = condition.value
+    if condition.op == "eq" and isinstance(value, str) and len(path) == 1 and path[0] != "data":
+        # The commonest scope (`environment == production`), in one step: only a str equals a str.
+        key = path[0]
+        return lambda doc: type(doc) is dict and doc.get(key) == value
+    test = _test_for(condition.op, value)
     getter = field_getter(condition.field, data)
     return lambda doc: test(getter(doc))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pdp.core.access import decide_access
+from pdp.core.access import decide_access, denial_by_policy
 from pdp.core.consumption_rules import PayloadScan, RateLimit, service_level
 from pdp.core.findings import Finding, Tally, apply_policies
 
@@ -115,11 +115,8 @@ def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: floa
                            compiled.detectors)
         apply_policies(compiled.classification, request, scan, tally)
     if answer["allowed"] and tally.violations:
-        first = tally.violations[0]
         answer["allowed"] = False
-        answer["reason"] = (f"denied by policy {first['policy_id']!r}: {first['message']}"
-                            + (f" (and {len(tally.violations) - 1} more violation(s))"
-                               if len(tally.violations) > 1 else ""))
+        answer["reason"] = denial_by_policy(tally.violations)
     answer["limits"] = limits
     return answer
 

@@ -31,16 +31,16 @@ class Finding(NamedTuple):
 
 def display(value: Any) -> str:
     """Render an input value for ``actual_value`` / ``expected_value`` (strings, as the origin)."""
+    if type(value) is str:
+        return value if len(value) <= MAX_VALUE_TEXT else value[: MAX_VALUE_TEXT - 1] + "…"
     if value is MISSING or value is None:
         text = ""
-    elif isinstance(value, str):
-        text = value
     elif isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, int | float):
         text = repr(value)
     elif isinstance(value, list | tuple | set | frozenset):
-        text = ", ".join(display(item) for item in value)
+        text = ", ".join(item if type(item) is str else display(item) for item in value)
     else:
         try:
             text = json.dumps(value, sort_keys=True, default=str)
@@ -168,3 +168,20 @@ def apply_policies(policies: tuple[CompiledPolicy, ...], scope: Any, subject: An
             tally.record(policy, findings, policy.enforcement)
         if tally.explain is not None:
             tally.note(policy, matched, findings, policy.enforcement)
+
+
+def combine(parts: list[Check]) -> Check:
+    """One check running several parameter checks; a single part is returned as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    frozen = tuple(parts)
+
+    def check(subject: Any) -> list[Finding] | None:
+        found = None
+        for part in frozen:
+            result = part(subject)
+            if result:
+                found = result if found is None else found + result
+        return found
+
+    return check

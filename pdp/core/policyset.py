@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from pdp.core.access import AccessIndex, decide_access
+from pdp.core.access import AccessIndex, decide_access, denial_by_policy
 from pdp.core.compile import CompiledSet, compile_policies
 from pdp.core.consumption import RateCounter, decide_consumption
 from pdp.core.document import PolicyDocument
 from pdp.core.errors import UnknownQueryError
-from pdp.core.findings import Tally, apply_policies
+from pdp.core.findings import CompiledPolicy, Tally, apply_policies
 from pdp.core.routes import match_route
 
 QUERIES: tuple[str, ...] = ("validate_service", "check_access", "validate_consumption",
@@ -117,35 +117,35 @@ class PolicySet:
                      counters: RateCounter | None = None,
                      explain: bool = False) -> dict[str, Any]:
         """May ``user_id`` do ``action`` on ``service_id``? (§5 CheckAccessResponse)."""
-        request = _as_object(input)
+        request = input if type(input) is dict else _as_object(input)
+        compiled = self._compiled
         context = request.get("context")
-        ip_address = context.get("ip_address") if type(context) is dict else None
-        tally = Tally(explain)
-        answer = decide_access(self._access, self._compiled.access_policies, request,
+        tally = Tally(explain) if explain or compiled.access_policies else None
+        answer = decide_access(self._access, compiled.access_policies, request,
                                request.get("user_id"), request.get("service_id"),
-                               request.get("action"), ip_address, tally)
-        if self._compiled.access_custom:
-            self._apply_custom(self._compiled.access_custom, request, answer, tally)
-        answer["violations"] = tally.violations
-        answer["warnings"] = tally.warnings
+                               request.get("action"),
+                               context.get("ip_address") if type(context) is dict else None,
+                               tally)
+        if compiled.access_custom:
+            tally = tally or Tally(explain)
+            answer["violations"], answer["warnings"] = tally.violations, tally.warnings
+            self._apply_custom(compiled.access_custom, request, answer, tally)
         answer["decision_id"] = decision_id
         answer["bundle_revision"] = self.revision
-        return tally.finish(answer)
+        return tally.finish(answer) if tally is not None else answer
 
-    def _apply_custom(self, policies: Any, request: dict[str, Any], answer: dict[str, Any],
-                      tally: Tally) -> None:
+    def _apply_custom(self, policies: tuple[CompiledPolicy, ...], request: dict[str, Any],
+                      answer: dict[str, Any], tally: Tally) -> None:
         """Run ``custom`` policies of an access query on the enriched input."""
-        before = len(tally.violations)
         user_id, service_id = request.get("user_id"), request.get("service_id")
         scope = {**request,
                  "user": self._access.users.get(user_id, {}) if type(user_id) is str else {},
                  "service": (self._access.services.get(service_id, {})
                              if type(service_id) is str else {})}
         apply_policies(policies, scope, scope, tally)
-        if len(tally.violations) > before and answer["allowed"]:
-            first = tally.violations[before]
+        if answer["allowed"] and tally.violations:
             answer["allowed"] = False
-            answer["reason"] = f"denied by policy {first['policy_id']!r}: {first['message']}"
+            answer["reason"] = denial_by_policy(tally.violations)
 
     def validate_consumption(self, input: Mapping[str, Any], *, now: float, decision_id: str,
                              counters: RateCounter | None = None,
@@ -157,8 +157,6 @@ class PolicySet:
         if self._compiled.consumption_custom:
             self._apply_custom(self._compiled.consumption_custom,
                                {**request, "user_id": request.get("consumer_id")}, answer, tally)
-        answer["violations"] = tally.violations
-        answer["warnings"] = tally.warnings
         answer["decision_id"] = decision_id
         answer["bundle_revision"] = self.revision
         return tally.finish(answer)

@@ -92,6 +92,15 @@ class ComplianceRule(RuleModel):
     require_soc2_compliance: StrictBool = False
     minimum_compliance_level: Level | None = None
 
+    @model_validator(mode="after")
+    def _level_scopes_something(self) -> ComplianceRule:
+        if self.minimum_compliance_level is not None and self.model_fields_set == {
+            "minimum_compliance_level"
+        }:
+            raise ValueError("minimum_compliance_level only scopes the other parameters; set at "
+                             "least one of required_certifications or a require_* flag")
+        return self
+
 
 class SecurityRule(RuleModel):
     """Transport, authentication and encryption: ``endpoint.*`` and ``security.*``."""

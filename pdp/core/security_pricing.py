@@ -1,0 +1,195 @@
+"""Listing checks of ``endpoint.*``, ``security.*``, ``pricing.*`` and ``sla.*``.
+
+The ``security`` and ``pricing`` types, built like ``residency_compliance``: one closure per rule
+parameter, joined by ``combine``, reading the listing with inline lookups and never raising.
+Field semantics are DESIGN §4.1 "Field details"; ``minimum_tls_version`` needs the version to be
+stated (an unknown TLS version cannot be shown to meet a minimum: fail closed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pdp.core.findings import Check, Finding, combine, display
+from pdp.core.paths import MISSING
+from pdp.core.pricing import per_request_rate, per_token_rate
+from pdp.core.rules import PricingRule, SecurityRule
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    section = doc.get(name)
+    return section if type(section) is dict else {}
+
+
+def _https(doc: dict[str, Any]) -> list[Finding] | None:
+    url = _section(doc, "endpoint").get("url", MISSING)
+    if type(url) is str and url[:8].lower() == "https://":
+        return None
+    return [Finding("endpoint.url", display(url), "https://…",
+                    "the service endpoint does not use HTTPS",
+                    "serve the endpoint over HTTPS (an https:// URL)")]
+
+
+def _authentication(doc: dict[str, Any]) -> list[Finding] | None:
+    kind = _section(doc, "endpoint").get("authentication", MISSING)
+    if type(kind) is str and kind.strip().lower() not in ("", "none"):
+        return None
+    return [Finding("endpoint.authentication", display(kind), "an authentication method",
+                    "the service endpoint requires no authentication",
+                    "require authentication on the endpoint")]
+
+
+def _authentication_types(allowed: frozenset[str]) -> Check:
+    expected = "one of " + display(sorted(allowed))
+
+    def check(doc: dict[str, Any]) -> list[Finding] | None:
+        kind = _section(doc, "endpoint").get("authentication")
+        if type(kind) is not str or not kind.strip() or kind.strip().lower() in allowed:
+            return None  # absence is require_authentication's business
+        return [Finding("endpoint.authentication", display(kind), expected,
+                        f"authentication type {kind!r} is not allowed",
+                        "use one of: " + display(sorted(allowed)))]
+
+    return check
+
+
+def _encryption(name: str) -> Check:
+    words = name.replace("_", " ")
+
+    def check(doc: dict[str, Any]) -> list[Finding] | None:
+        value = _section(doc, "security").get(name, MISSING)
+        if value is True:
+            return None
+        return [Finding(f"security.{name}", display(value), "true",
+                        f"the service does not declare {words}",
+                        f"enable {words} and set security.{name} to true")]
+
+    return check
+
+
+def tls_number(value: Any) -> int | None:
+    """``"1.2"``, ``"TLSv1.2"``, ``1.2`` and ``12`` are 12; anything else is None."""
+    if type(value) is int:
+        return value if 10 <= value <= 19 else None
+    if type(value) is float:
+        return round(value * 10) if 1 <= value < 2 else None
+    if type(value) is str and len(value) <= 16:
+        text = value.strip().lower().removeprefix("tls").strip().removeprefix("v")
+        major, dot, minor = text.partition(".")
+        if major == "1" and dot and minor.isdigit() and len(minor) == 1:
+            return 10 + int(minor)
+        if text.isdigit() and 10 <= int(text) <= 19:
+            return int(text)
+    return None
+
+
+def _minimum_tls(minimum: int) -> Check:
+    wanted = f"{minimum // 10}.{minimum % 10}"
+
+    def check(doc: dict[str, Any]) -> list[Finding] | None:
+        version = _section(doc, "security").get("tls_version", MISSING)
+        number = tls_number(version)
+        if number is not None and number >= minimum:
+            return None
+        return [Finding("security.tls_version", display(version), f"TLS {wanted} or newer",
+                        f"the service does not declare TLS {wanted} or newer",
+                        f"support TLS {wanted}+ and set security.tls_version")]
+
+    return check
+
+
+def compile_security(rule: SecurityRule) -> Check:
+    """HTTPS, authentication and its allowed types, encryption, minimum TLS version."""
+    parts: list[Check] = []
+    if rule.require_https:
+        parts.append(_https)
+    if rule.require_authentication:
+        parts.append(_authentication)
+    if rule.allowed_authentication_types:
+        parts.append(_authentication_types(
+            frozenset(kind.strip().lower() for kind in rule.allowed_authentication_types)))
+    if rule.require_encryption_at_rest:
+        parts.append(_encryption("encryption_at_rest"))
+    if rule.require_encryption_in_transit:
+        parts.append(_encryption("encryption_in_transit"))
+    if rule.minimum_tls_version is not None:
+        parts.append(_minimum_tls(rule.minimum_tls_version))
+    return combine(parts) if parts else _passes
+
+
+def _passes(_doc: Any) -> None:
+    """The check of a rule whose parameters are all off."""
+    return None
+
+
+def _rates(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    rates = _section(doc, "pricing").get("rates")
+    if type(rates) is not list:
+        return []
+    return [(index, rate) for index, rate in enumerate(rates) if type(rate) is dict]
+
+
+def _rate_ceiling(ceiling: float, unit: str) -> Check:
+    rate_of = per_token_rate if unit == "token" else per_request_rate
+
+    def check(doc: dict[str, Any]) -> list[Finding] | None:
+        findings = [
+            Finding(f"pricing.rates.{index}.rate", display(price),
+                    f"at most {display(ceiling)} per {unit}",
+                    f"tier {display(rate.get('tier'))!r} charges {display(price)} per {unit}, "
+                    f"above {display(ceiling)}", f"lower the per-{unit} rate")
+            for index, rate in _rates(doc)
+            if (price := rate_of(rate)) is not None and price > ceiling
+        ]
+        return findings or None
+
+    return check
+
+
+def _is_free(rate: dict[str, Any]) -> bool:
+    tier, price = rate.get("tier"), rate.get("rate")
+    return ((type(tier) is str and tier.strip().lower() == "free")
+            or (type(price) in (int, float) and price == 0))
+
+
+def _free_tier(doc: dict[str, Any]) -> list[Finding] | None:
+    rates = _rates(doc)
+    if any(_is_free(rate) for _, rate in rates):
+        return None
+    return [Finding("pricing.rates", display([rate.get("tier") for _, rate in rates]),
+                    "a free tier", "the service offers no free tier",
+                    "add a tier named 'free' or a rate of 0")]
+
+
+def _enterprise_sla(minimum: float) -> Check:
+    expected = f">= {display(minimum)}"
+    message = f"enterprise support needs availability of at least {display(minimum)}%"
+    remediation = f"raise sla.availability to {display(minimum)} or offer a lower support level"
+
+    def check(doc: dict[str, Any]) -> list[Finding] | None:
+        sla = _section(doc, "sla")
+        support = sla.get("support_level")
+        if type(support) is not str or (support != "enterprise"
+                                        and support.strip().lower() != "enterprise"):
+            return None
+        availability = sla.get("availability", MISSING)
+        if type(availability) in (int, float) and availability >= minimum:
+            return None
+        return [Finding("sla.availability", display(availability), expected, message,
+                        remediation)]
+
+    return check
+
+
+def compile_pricing(rule: PricingRule) -> Check:
+    """Rate ceilings per token and per request, a free tier, the enterprise SLA minimum."""
+    parts: list[Check] = []
+    if rule.max_rate_per_token is not None:
+        parts.append(_rate_ceiling(rule.max_rate_per_token, "token"))
+    if rule.max_rate_per_request is not None:
+        parts.append(_rate_ceiling(rule.max_rate_per_request, "request"))
+    if rule.require_free_tier:
+        parts.append(_free_tier)
+    if rule.minimum_sla_for_enterprise is not None:
+        parts.append(_enterprise_sla(rule.minimum_sla_for_enterprise))
+    return combine(parts) if parts else _passes
