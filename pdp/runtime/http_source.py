@@ -86,12 +86,14 @@ class HttpSource:
         wait = 0.0  # the first request asks for whatever is current, at once
         async with aiohttp.ClientSession(connector=self._connector()) as session:
             while not self._closed:
+                # A sync asked for while the consumer was busy (or during a pause) counts too.
+                if self._sync_requested:
+                    wait = 0.0
                 self._sync_requested = False
                 self._interrupt.clear()
                 try:
                     event, held = await self._interruptible(self._fetch(session, etag, wait))
                 except _Interrupted:
-                    wait = 0.0
                     continue
                 yield event
                 if isinstance(event, SourceError):
@@ -108,8 +110,6 @@ class HttpSource:
                 if pause > 0:
                     with contextlib.suppress(_Interrupted):
                         await self._interruptible(asyncio.sleep(pause))
-                    if self._sync_requested:
-                        wait = 0.0
 
     def _connector(self) -> aiohttp.TCPConnector:
         if self._ca_file is None:

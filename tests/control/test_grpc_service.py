@@ -1,4 +1,4 @@
-"""The control plane's PolicyEngineService (DESIGN §9): the nine methods over the store, with auth."""
+"""The control plane's PolicyEngineService (DESIGN §9): nine methods over the store, with auth."""
 
 from __future__ import annotations
 

@@ -1,0 +1,185 @@
+"""`HttpSource` (the sidecar's ``--bundle-url``) against a real control plane on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from control_support import free_port
+
+from pdp.control.auth import Principal, Role
+from pdp.control.plane import ControlPlane
+from pdp.runtime.errors import SourceError
+from pdp.runtime.http_source import Backoff, HttpSource
+from pdp.runtime.source import BundleSource, BundleUnchanged, BundleUpdate, SourceEvent
+
+PUBLISHER = Principal(token_id=0, name="tester", role=Role.PUBLISHER)
+FAST = Backoff(initial=0.05, factor=1.6, cap=0.2)
+
+
+@pytest.fixture
+def token_file(tmp_path: Path, tokens: dict[Role, str]) -> Path:
+    """A file holding a sidecar token."""
+    path = tmp_path / "token"
+    path.write_text(tokens[Role.SIDECAR] + "\n")
+    return path
+
+
+@pytest.fixture
+async def published(plane: ControlPlane) -> None:
+    """One bundle published before the source starts."""
+    await plane.publisher.publish(PUBLISHER)
+    await plane.feed.refresh()
+
+
+class Events:
+    """Reads a source's events one at a time, with a deadline."""
+
+    def __init__(self, source: HttpSource) -> None:
+        self.source = source
+        self._iterator: AsyncIterator[SourceEvent] = source.updates()
+
+    async def next(self, within: float = 5.0) -> SourceEvent:
+        """The next event, failing the test if none comes within `within` seconds."""
+        return await asyncio.wait_for(anext(self._iterator), within)
+
+    async def close(self) -> None:
+        """Close the source and drain its iterator."""
+        await self.source.close()
+        async for _ in self._iterator:
+            pass
+
+
+@pytest.fixture
+async def events(client: TestClient, token_file: Path) -> AsyncIterator[Events]:
+    """Events of a source pulling the control plane's main bundle with a sidecar token."""
+    source = HttpSource(str(client.make_url("/bundles/main")), token_file=token_file,
+                        wait_seconds=20, backoff=FAST, rng=random.Random(7))
+    reader = Events(source)
+    yield reader
+    await reader.close()
+
+
+def test_http_source_is_a_bundle_source() -> None:
+    """The runtime can use it wherever it uses a FileSource."""
+    assert isinstance(HttpSource("http://127.0.0.1:1/bundles/main"), BundleSource)
+
+
+@pytest.mark.usefixtures("published")
+async def test_the_first_fetch_delivers_the_stored_bundle(plane: ControlPlane,
+                                                          events: Events) -> None:
+    """The bytes and ETag the source yields are the control plane's."""
+    event = await events.next()
+    stored = await plane.publisher.bundles.get(1, with_content=True)
+    assert isinstance(event, BundleUpdate)
+    assert event.data == stored.content and event.etag == stored.etag
+    assert event.source == "http"
+
+
+@pytest.mark.usefixtures("published")
+async def test_a_publish_reaches_a_waiting_source_promptly(plane: ControlPlane,
+                                                           events: Events) -> None:
+    """After the first bundle the source long-polls; the next publish arrives at once."""
+    first = await events.next()
+    waiting = asyncio.ensure_future(events.next(within=10))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await plane.publisher.publish(PUBLISHER)
+    started = time.monotonic()
+    second = await waiting
+    assert isinstance(first, BundleUpdate) and isinstance(second, BundleUpdate)
+    assert second.etag != first.etag
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.usefixtures("published")
+async def test_request_sync_cuts_a_long_poll_short(events: Events) -> None:
+    """A sync request gets an answer (304: still current) without waiting out the poll."""
+    await events.next()
+    await asyncio.sleep(0.2)
+    events.source.request_sync()
+    event = await events.next(within=2)
+    assert isinstance(event, BundleUnchanged)
+
+
+@pytest.mark.usefixtures("published")
+async def test_the_token_file_is_read_for_every_request(token_file: Path, events: Events,
+                                                        tokens: dict[Role, str]) -> None:
+    """A wrong token fails; writing the right one into the file fixes the next attempt."""
+    await asyncio.to_thread(token_file.write_text, "pdp_wrong")
+    refused = await events.next()
+    await asyncio.to_thread(token_file.write_text, tokens[Role.SIDECAR])
+    later = await events.next()
+    assert isinstance(refused, SourceError) and refused.reason == "unauthorized"
+    assert isinstance(later, BundleUpdate)
+
+
+async def test_errors_are_retried_with_growing_backoff(tmp_path: Path) -> None:
+    """With nothing listening, each failure is yielded and the pauses grow to the cap."""
+    source = HttpSource(f"http://127.0.0.1:{free_port()}/bundles/main", backoff=FAST,
+                        rng=random.Random(3))
+    reader = Events(source)
+    stamps: list[float] = []
+    try:
+        for _ in range(5):
+            event = await reader.next()
+            assert isinstance(event, SourceError) and event.reason == "unreachable"
+            stamps.append(time.monotonic())
+    finally:
+        await reader.close()
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert all(0.02 <= gap < 0.5 for gap in gaps), gaps
+
+
+def test_backoff_grows_by_the_factor_and_is_capped() -> None:
+    """Delays stay between half and all of 100 ms x 1.6^(n-1), never above the cap."""
+    backoff, rng = Backoff(), random.Random(1)
+    for failures in range(1, 30):
+        ceiling = min(backoff.cap, 0.1 * 1.6 ** (failures - 1))
+        assert ceiling / 2 <= backoff.delay(failures, rng) <= ceiling
+
+
+async def test_a_server_that_ignores_prefer_wait_is_polled_not_hammered(
+        aiohttp_server: object) -> None:
+    """304s that were not held make the source poll at its interval instead of looping."""
+    hits: list[float] = []
+
+    async def never_changes(request: web.Request) -> web.Response:
+        hits.append(time.monotonic())
+        if request.headers.get("If-None-Match"):
+            return web.Response(status=304)
+        return web.Response(body=b"bundle", headers={"ETag": '"e1"'})
+
+    app = web.Application()
+    app.router.add_get("/bundles/main", never_changes)
+    server: TestServer = await aiohttp_server(app)  # type: ignore[operator]
+    source = HttpSource(str(server.make_url("/bundles/main")), poll_interval=0.2,
+                        rng=random.Random(5))
+    reader = Events(source)
+    try:
+        for _ in range(4):
+            await reader.next()
+    finally:
+        await reader.close()
+    gaps = [b - a for a, b in itertools.pairwise(hits[1:])]
+    assert all(gap >= 0.15 for gap in gaps), gaps
+
+
+@pytest.mark.usefixtures("published")
+async def test_close_ends_the_updates_during_a_long_poll(events: Events) -> None:
+    """Closing does not wait for a held request to time out."""
+    await events.next()
+    pending = asyncio.ensure_future(events.next(within=10))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await events.source.close()
+    with pytest.raises(StopAsyncIteration):
+        await pending
+    assert time.monotonic() - started < 1.0
