@@ -1,0 +1,128 @@
+"""`pdp bundle build|verify|inspect` on the built-in marketplace source (DESIGN §8.5)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+from cli_kit import MARKETPLACE, Pdp
+
+
+def _build(pdp: Pdp, key_dir: Path, out: Path, *extra: str, **env: str) -> None:
+    result = pdp(
+        "bundle", "build", MARKETPLACE, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1", *extra, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_marketplace_builds_into_a_bundle_that_verifies(
+    pdp: Pdp, marketplace_bundle: Path, key_dir: Path
+) -> None:
+    """The signed marketplace bundle verifies against k1.pem with a summary."""
+    result = pdp("bundle", "verify", marketplace_bundle, "--verification-key", key_dir / "k1.pem")
+    assert result.returncode == 0, result.stderr
+    assert "sequence:" in result.stdout and "7" in result.stdout
+    assert "signed by:    k1" in result.stdout
+
+
+def test_verify_accepts_a_directory_of_keys(
+    pdp: Pdp, marketplace_bundle: Path, key_dir: Path
+) -> None:
+    """--verification-key takes a directory of public keys (the private .key is not read)."""
+    result = pdp("bundle", "verify", marketplace_bundle, "--verification-key", key_dir)
+    assert result.returncode == 0, result.stderr
+
+
+def test_building_twice_gives_the_same_sha256(pdp: Pdp, key_dir: Path, tmp_path: Path) -> None:
+    """Two builds of the same source give byte-identical bundles."""
+    _build(pdp, key_dir, tmp_path / "a.tar.gz", "--sequence", "3")
+    _build(pdp, key_dir, tmp_path / "b.tar.gz", "--sequence", "3")
+    first, second = (tmp_path / "a.tar.gz").read_bytes(), (tmp_path / "b.tar.gz").read_bytes()
+    assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()
+
+
+def test_source_date_epoch_sets_created_at(pdp: Pdp, key_dir: Path, tmp_path: Path) -> None:
+    """SOURCE_DATE_EPOCH becomes the manifest's created_at."""
+    out = tmp_path / "b.tar.gz"
+    _build(pdp, key_dir, out, SOURCE_DATE_EPOCH="1767225600")
+    report = json.loads(pdp("bundle", "inspect", out, "--json").stdout)
+    assert report["manifest"]["created_at"] == "2026-01-01T00:00:00Z"
+
+
+def test_revision_and_sequence_go_into_the_manifest(
+    pdp: Pdp, key_dir: Path, tmp_path: Path
+) -> None:
+    """--revision and --sequence are what `bundle inspect --json` reports."""
+    out = tmp_path / "b.tar.gz"
+    _build(pdp, key_dir, out, "--revision", "2026.11-a", "--sequence", "12")
+    manifest = json.loads(pdp("bundle", "inspect", out, "--json").stdout)["manifest"]
+    assert (manifest["revision"], manifest["sequence"]) == ("2026.11-a", 12)
+
+
+def test_verify_refuses_a_tampered_bundle_naming_the_file(
+    pdp: Pdp, marketplace_bundle: Path, key_dir: Path, tmp_path: Path
+) -> None:
+    """A bundle with a changed policy exits 1 and names the file and the failed check."""
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(marketplace_bundle) as tar:
+        tar.extractall(unpacked, filter="data")
+    policy = unpacked / "policies" / "https-required.json"
+    policy.write_text(policy.read_text().replace('"critical"', '"low"'))
+    result = pdp("bundle", "verify", unpacked, "--verification-key", key_dir / "k1.pem")
+    assert result.returncode == 1
+    assert "policies/https-required.json" in result.stderr
+    assert "hash_mismatch" in result.stderr
+
+
+def test_verify_refuses_a_bundle_signed_by_another_key(
+    pdp: Pdp, marketplace_bundle: Path, tmp_path: Path
+) -> None:
+    """A bundle verified against a key that did not sign it exits 1 with the key's id."""
+    assert pdp("keygen", "--key-id", "other", "--out-dir", tmp_path).returncode == 0
+    other = tmp_path / "other.pem"
+    result = pdp("bundle", "verify", marketplace_bundle, "--verification-key", other)
+    assert result.returncode == 1
+    assert "'k1' is not in the keyring" in result.stderr
+
+
+def test_verify_without_a_key_is_a_usage_error(pdp: Pdp, marketplace_bundle: Path) -> None:
+    """`bundle verify` requires --verification-key (exit 2)."""
+    assert pdp("bundle", "verify", marketplace_bundle).returncode == 2
+
+
+def test_build_refuses_a_bad_policy_naming_file_and_field(
+    pdp: Pdp, key_dir: Path, source_copy: Path, tmp_path: Path
+) -> None:
+    """A source policy with a wrong value exits 1 naming the file and the field path."""
+    policy = source_copy / "policies" / "https-required.yaml"
+    policy.write_text(policy.read_text().replace("severity: critical", "severity: dire"))
+    out = tmp_path / "out.tar.gz"
+    result = pdp(
+        "bundle", "build", source_copy, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1
+    assert "policies/https-required.yaml" in result.stderr and "severity" in result.stderr
+    assert not out.exists()
+
+
+def test_inspect_lists_files_with_their_hashes(pdp: Pdp, marketplace_bundle: Path) -> None:
+    """`bundle inspect --json` lists every file with size and SHA-256, and the signer's key id."""
+    report = json.loads(pdp("bundle", "inspect", marketplace_bundle, "--json").stdout)
+    names = [entry["name"] for entry in report["files"]]
+    assert ".manifest" in names and ".signatures.json" in names
+    assert "policies/https-required.json" in names
+    assert report["signature"] == {"kid": "k1", "alg": "EdDSA", "verified": False}
+    assert report["sha256"] == hashlib.sha256(marketplace_bundle.read_bytes()).hexdigest()
+
+
+def test_inspect_of_something_that_is_not_a_bundle_exits_1(pdp: Pdp, tmp_path: Path) -> None:
+    """Inspecting a file that is not a .tar.gz is refused with a reason."""
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"hello")
+    result = pdp("bundle", "inspect", junk)
+    assert result.returncode == 1
+    assert "archive_invalid" in result.stderr
