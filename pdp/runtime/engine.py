@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -69,6 +69,13 @@ def open_keyring(config: RuntimeConfig) -> Keyring:
         return Keyring.from_paths(config.verification_keys, revoked=config.revoked_key_ids)
     except BundleError as exc:
         raise ConfigurationError(f"cannot load the verification keys: {exc}") from exc
+
+
+def _default_sources(config: RuntimeConfig) -> list[BundleSource]:
+    # --bundle PATH is the one source the runtime builds itself; others are passed in.
+    if config.bundle_path is None:
+        return []
+    return [FileSource(config.bundle_path, debounce_ms=config.watch_debounce_ms)]
 
 
 def _signatures(paths: Sequence[Path]) -> list[object]:
@@ -138,10 +145,8 @@ class Engine:
             limits=limits, skip_verification=config.insecure_skip_verification,
             allow_downgrade=config.allow_downgrade,
             max_age_seconds=config.max_bundle_age_seconds)
-        if sources is None:
-            sources = [FileSource(config.bundle_path, debounce_ms=config.watch_debounce_ms)] \
-                if config.bundle_path is not None else []
-        self.sources: list[BundleSource] = list(sources)
+        self.sources: list[BundleSource] = (
+            list(sources) if sources is not None else _default_sources(config))
         sink = sink_for(config.decision_log, decision_stream)
         self.decision_log = (DecisionLog(config.decision_log, sink=sink, metrics=self.metrics)
                              if sink is not None else None)
@@ -261,7 +266,7 @@ class Engine:
         if self.decision_log is not None:
             await self.decision_log.close()
 
-    def _spawn(self, work: Any, name: str) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
 
     async def _consume(self, source: BundleSource) -> None:
