@@ -259,7 +259,8 @@ def compile_condition(condition: Condition, data: Mapping[str, Any]) -> Predicat
         return lambda doc: not inner(doc)
     assert condition.field is not None and condition.op is not None  # by _exactly_one_form
     path = split_path(condition.field)
-    value = condition.value
+    # `{field, op: exists}` without a value means "exists: true".
+    value = condition.value if "value" in condition.model_fields_set else True
     if condition.op == "eq" and isinstance(value, str) and len(path) == 1 and path[0] != "data":
         # The commonest scope (`environment == production`), in one step: only a str equals a str.
         key = path[0]
