@@ -9,6 +9,7 @@ differs between two builds.)
 
 from __future__ import annotations
 
+import enum
 import gzip
 import io
 import tarfile
@@ -24,7 +25,14 @@ from pdp.bundle.manifest import MANIFEST_FILE
 from pdp.bundle.signing import SIGNATURES_FILE, Signer, sign_files
 from pdp.bundle.source import read_source_dir
 
-_UNSET: Any = object()
+
+class _Keep(enum.Enum):
+    """Marks a manifest field left as it is (``None`` is a value: "never expires")."""
+
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
 
 
 def write_archive(files: Mapping[str, bytes]) -> bytes:
@@ -62,7 +70,7 @@ def build_bundle(
     revision: str | None = None,
     sequence: int | None = None,
     created_at: datetime | None = None,
-    expires_at: datetime | None = _UNSET,
+    expires_at: datetime | _Keep | None = KEEP,
     metadata: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Sign ``source`` and pack it into .tar.gz bytes; the given manifest fields replace its own.
@@ -87,7 +95,7 @@ def with_manifest(
     revision: str | None = None,
     sequence: int | None = None,
     created_at: datetime | None = None,
-    expires_at: datetime | None = _UNSET,
+    expires_at: datetime | _Keep | None = KEEP,
     metadata: Mapping[str, Any] | None = None,
 ) -> BundleContents:
     """``contents`` with some manifest fields replaced (validated), re-parsed and re-hashed."""
@@ -98,7 +106,7 @@ def with_manifest(
         update["sequence"] = sequence
     if created_at is not None:
         update["created_at"] = created_at
-    if expires_at is not _UNSET:
+    if expires_at is not KEEP:
         update["expires_at"] = expires_at
     if metadata is not None:
         update["metadata"] = dict(metadata)
