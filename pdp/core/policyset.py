@@ -11,6 +11,7 @@ absent, and an exception inside a policy becomes a violation of that policy (fai
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -31,7 +32,9 @@ def compile_policy_set(policies: Iterable[PolicyDocument], data: Mapping[str, An
                        revision: str = "draft") -> PolicySet:
     """Compile policies and bundle data; raises ``PolicyValidationError`` naming the problem."""
     documents = tuple(policies)
-    return PolicySet(documents, data, compile_policies(documents, data), revision)
+    # The set owns a private copy, so later edits of the caller's dicts cannot leak into it.
+    owned = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else data
+    return PolicySet(documents, owned, compile_policies(documents, owned), revision)
 
 
 def _as_object(value: object) -> dict[str, Any]:
@@ -47,7 +50,7 @@ class PolicySet:
                  compiled: CompiledSet, revision: str) -> None:
         self.revision = revision
         self.policies = documents
-        self.data: Mapping[str, Any] = MappingProxyType(dict(data))
+        self.data: Mapping[str, Any] = MappingProxyType(data)
         self._by_id = {policy.id: policy for policy in documents}
         self._compiled = compiled
         self._access: AccessIndex = compiled.access
