@@ -1,0 +1,189 @@
+"""`pdp control`, `pdp control create-token` and `pdp admin` as real processes (DESIGN §8.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from control_support import SigningKeys, bearer, free_port
+from process_support import RunningProcess, run_pdp, start, wait_until_ready
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class ControlProcess:
+    """A running `pdp control` and how to talk to it."""
+
+    url: str
+    database_url: str
+    workdir: Path
+    running: RunningProcess
+
+
+async def create_token(database_url: str, role: str, workdir: Path) -> str:
+    """A token made with `pdp control create-token`."""
+    code, out, err = await run_pdp("control", "create-token", "--database-url", database_url,
+                                   "--role", role, cwd=workdir)
+    assert code == 0, err
+    return out.strip()
+
+
+@pytest.fixture
+async def control(database_url: str, keys: SigningKeys,
+                  tmp_path: Path) -> AsyncIterator[ControlProcess]:
+    """`pdp control` on free ports, ready."""
+    http = f"127.0.0.1:{free_port()}"
+    running = await start(["control", "--database-url", database_url, "--signing-key",
+                           str(keys.private), "--key-id", keys.key_id, "--http-addr", http,
+                           "--grpc-addr", f"127.0.0.1:{free_port()}"],
+                          tmp_path / "control.log", cwd=tmp_path)
+    try:
+        await wait_until_ready(f"http://{http}/health/ready", running)
+        yield ControlProcess(f"http://{http}", database_url, tmp_path, running)
+    finally:
+        code = await running.stop()
+    assert code == 0, running.output()
+
+
+@pytest.fixture
+async def admin_token_file(control: ControlProcess) -> Path:
+    """A file holding an admin token created on the command line."""
+    path = control.workdir / "admin.token"
+    token = await create_token(control.database_url, "admin", control.workdir)
+    await asyncio.to_thread(path.write_text, token)
+    return path
+
+
+async def admin(control: ControlProcess, token_file: Path, *args: str,
+                stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run `pdp admin` against the control process."""
+    return await run_pdp("admin", "--server", control.url, "--token-file", str(token_file),
+                         *args, cwd=control.workdir, stdin=stdin)
+
+
+async def test_create_token_prints_a_working_token_once(control: ControlProcess) -> None:
+    """The printed token authenticates; only its hash is stored."""
+    token = await create_token(control.database_url, "viewer", control.workdir)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{control.url}/v1/policies", headers=bearer(token)) as answer:
+            assert answer.status == 200
+        async with session.get(f"{control.url}/v1/policies") as answer:
+            assert answer.status == 401
+
+
+async def test_create_token_migrates_an_empty_database(database_url: str,
+                                                       tmp_path: Path) -> None:
+    """create-token works before the control plane ever ran."""
+    token = await create_token(database_url, "admin", tmp_path)
+    assert token.startswith("pdp_")
+
+
+async def test_create_token_refuses_an_unknown_role(database_url: str, tmp_path: Path) -> None:
+    """A usage error exits 2."""
+    code, _, err = await run_pdp("control", "create-token", "--database-url", database_url,
+                                 "--role", "overlord", cwd=tmp_path)
+    assert code == 2 and "overlord" in err
+
+
+async def test_control_without_a_signing_key_is_a_usage_error(database_url: str,
+                                                              tmp_path: Path) -> None:
+    """Missing required options exit 2 and name the option."""
+    code, _, err = await run_pdp("control", "--database-url", database_url, cwd=tmp_path)
+    assert code == 2 and "--signing-key" in err
+
+
+async def test_control_with_an_unreachable_database_exits_1(keys: SigningKeys,
+                                                            tmp_path: Path) -> None:
+    """A database that does not answer is reported, not a traceback."""
+    code, _, err = await run_pdp(
+        "control", "--database-url", f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+        "--signing-key", str(keys.private), "--key-id", keys.key_id, cwd=tmp_path)
+    assert code == 1 and "cannot connect to PostgreSQL" in err
+    assert "Traceback" not in err
+
+
+async def test_policy_list_prints_a_table(control: ControlProcess,
+                                          admin_token_file: Path) -> None:
+    """People get aligned columns and a count."""
+    code, out, _ = await admin(control, admin_token_file, "policy", "list")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].split() == ["ID", "TYPE", "SEVERITY", "ENFORCEMENT", "ENABLED", "VERSION",
+                                "UPDATED"]
+    assert lines[-1] == "5 policies"
+
+
+async def test_policy_list_json_is_for_scripts(control: ControlProcess,
+                                               admin_token_file: Path) -> None:
+    """--json prints the API's documents."""
+    code, out, _ = await admin(control, admin_token_file, "--json", "policy", "list")
+    assert code == 0
+    assert json.loads(out)["total_count"] == 5
+
+
+async def test_apply_creates_then_updates_then_reports_unchanged(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """apply -f is idempotent: create, change, re-apply."""
+    policy = control.workdir / "eu.yaml"
+    text = ("id: eu-only\nname: EU only\ntype: data_residency\nseverity: high\n"
+            "rule: {allowed_countries: [DE, FR]}\n")
+    await asyncio.to_thread(policy.write_text, text)
+    first = await admin(control, admin_token_file, "policy", "apply", "-f", str(policy))
+    await asyncio.to_thread(policy.write_text, text.replace("high", "low"))
+    second = await admin(control, admin_token_file, "policy", "apply", "-f", str(policy))
+    third = await admin(control, admin_token_file, "policy", "apply", "-f", str(policy))
+    assert first[1].strip() == "policy eu-only created (version 1)"
+    assert second[1].strip() == "policy eu-only updated (version 2)"
+    assert third[1].strip() == "policy eu-only unchanged (version 2)"
+
+
+async def test_apply_of_an_invalid_policy_names_the_field_and_exits_1(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """Errors are readable: the status, the message and each field path."""
+    bad = b"id: bad\nname: Bad\ntype: security\nrule: {require_https: maybe}\n"
+    code, _, err = await admin(control, admin_token_file, "policy", "apply", "-f", "-", stdin=bad)
+    assert code == 1
+    assert "HTTP 400" in err and "rule.require_https:" in err
+
+
+async def test_get_and_delete(control: ControlProcess, admin_token_file: Path) -> None:
+    """get shows the document as YAML with its version; delete removes it."""
+    code, out, _ = await admin(control, admin_token_file, "policy", "get", "https-required")
+    assert code == 0 and "id: https-required" in out and "# version 1" in out
+    code, out, _ = await admin(control, admin_token_file, "policy", "delete", "https-required")
+    assert code == 0 and out.strip() == "policy https-required deleted"
+    code, _, err = await admin(control, admin_token_file, "policy", "get", "https-required")
+    assert code == 1 and "HTTP 404" in err
+
+
+async def test_publish_and_rollback(control: ControlProcess, admin_token_file: Path) -> None:
+    """publish makes bundle 1, rollback 1 makes bundle 2 with the same content."""
+    code, out, _ = await admin(control, admin_token_file, "publish", "--notes", "first")
+    assert code == 0 and out.startswith("published bundle 1 ")
+    code, out, _ = await admin(control, admin_token_file, "--json", "rollback", "1")
+    assert code == 0
+    assert json.loads(out)["sequence"] == 2 and json.loads(out)["rollback_of"] == 1
+
+
+async def test_a_wrong_role_is_reported_as_forbidden(control: ControlProcess) -> None:
+    """A viewer cannot publish: exit 1 with the 403 message."""
+    token_file = control.workdir / "viewer.token"
+    token = await create_token(control.database_url, "viewer", control.workdir)
+    await asyncio.to_thread(token_file.write_text, token)
+    code, _, err = await admin(control, token_file, "publish")
+    assert code == 1 and "HTTP 403" in err and "viewer" in err
+
+
+async def test_an_unreachable_server_is_reported(tmp_path: Path) -> None:
+    """No traceback when nothing listens."""
+    token_file = tmp_path / "t"
+    await asyncio.to_thread(token_file.write_text, "pdp_x")
+    code, _, err = await run_pdp("admin", "--server", f"http://127.0.0.1:{free_port()}",
+                                 "--token-file", str(token_file), "policy", "list", cwd=tmp_path)
+    assert code == 1 and "cannot reach the control plane" in err
