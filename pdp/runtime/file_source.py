@@ -45,28 +45,47 @@ def _watch_roots(paths: Sequence[Path]) -> tuple[list[Path], bool]:
     return sorted(roots), recursive
 
 
+def _identity(roots: Sequence[Path]) -> list[tuple[Path, int, int]]:
+    # A directory removed and created again is a new inode that the old watch no longer sees.
+    found = []
+    for root in roots:
+        with contextlib.suppress(FileNotFoundError):
+            st = root.stat()
+            found.append((root, st.st_dev, st.st_ino))
+    return found
+
+
 async def watch_paths(paths: Sequence[Path], *, debounce_ms: int,
                       stop: asyncio.Event) -> AsyncIterator[None]:
     """Yield once per debounced batch of filesystem changes near ``paths``, until ``stop``.
 
-    Survives the watched directories disappearing and reappearing; yields nothing by itself at
-    start (callers read their files once before watching).
+    Yields nothing by itself at start (callers read their files once before watching). When a
+    watched directory is removed or replaced, the watch is rebuilt on the new directory as soon as
+    it exists, with one extra yield so the caller looks again.
     """
+    watched: list[tuple[Path, int, int]] | None = None
     while not stop.is_set():
         roots, recursive = _watch_roots(paths)
+        identity = _identity(roots)
+        if watched is not None and identity != watched:
+            yield None
+        watched = identity
         if not roots:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _MISSING_DIR_POLL_SECONDS)
             continue
         try:
-            async for _changes in awatch(*roots, debounce=debounce_ms, step=min(50, debounce_ms),
-                                         recursive=recursive, stop_event=stop,
-                                         ignore_permission_denied=True):
-                yield None
+            batches = awatch(*roots, debounce=debounce_ms, step=min(50, debounce_ms),
+                             recursive=recursive, stop_event=stop,
+                             ignore_permission_denied=True)
+            async with contextlib.aclosing(batches):
+                async for _changes in batches:
+                    yield None
+                    if _identity(roots) != watched:
+                        break  # closing the generator releases its OS watch
         except (FileNotFoundError, RuntimeError) as exc:
-            # The watched directory went away: look for it again (and report the change).
+            # The directory went away between looking and watching: look for it again.
             logger.warning("file watch interrupted; restarting", extra={"error": str(exc)})
-            yield None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _MISSING_DIR_POLL_SECONDS)
 

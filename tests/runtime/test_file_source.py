@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -141,6 +142,43 @@ async def test_bundle_directory_changes_are_detected(tmp_path: Path, signing: Si
     assert isinstance(second, BundleUpdate)
     assert second.etag != first.etag
     await events.close()
+
+
+async def test_a_recreated_directory_is_watched_again(tmp_path: Path, signing: Signing) -> None:
+    """If the bundle's directory is removed and created again, the new one is watched."""
+    directory = tmp_path / "dist"
+    directory.mkdir()
+    path = directory / "bundle.tar.gz"
+    path.write_bytes(signing.bundle(1))
+    events = await watch(path)
+    await events.next()
+    shutil.rmtree(directory)
+    assert isinstance(await events.next(), SourceError)
+    directory.mkdir()
+    path.write_bytes(signing.bundle(2))
+    assert isinstance(await events.next(), BundleUpdate)
+    path.write_bytes(signing.bundle(3))
+    assert isinstance(await events.next(), BundleUpdate)
+    await events.close()
+
+
+async def test_configmap_symlink_swap_is_detected(tmp_path: Path, signing: Signing) -> None:
+    """A Kubernetes ConfigMap update (the ..data symlink swapped atomically) yields an update."""
+    volume = tmp_path / "volume"
+    (volume / "..v1").mkdir(parents=True)
+    (volume / "..v1" / "bundle.tar.gz").write_bytes(signing.bundle(1))
+    (volume / "..data").symlink_to("..v1")
+    (volume / "bundle.tar.gz").symlink_to("..data/bundle.tar.gz")
+    events = await watch(volume / "bundle.tar.gz")
+    first = await events.next()
+    (volume / "..v2").mkdir()
+    (volume / "..v2" / "bundle.tar.gz").write_bytes(signing.bundle(2))
+    (volume / "..data_tmp").symlink_to("..v2")
+    os.replace(volume / "..data_tmp", volume / "..data")
+    second = await events.next()
+    await events.close()
+    assert isinstance(first, BundleUpdate) and isinstance(second, BundleUpdate)
+    assert second.etag != first.etag
 
 
 async def test_close_ends_the_updates(bundle_file: Path) -> None:
