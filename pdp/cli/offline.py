@@ -143,6 +143,10 @@ def _refusing(command: str) -> Callable[[Handler], Handler]:
                 _output.refusal(command, exc)
             except (CoreError, _output.Refused) as exc:
                 _output.failure(command, str(exc))
+            except OSError as exc:
+                # A file that cannot be read or written (missing directory, permissions).
+                where = exc.filename if exc.filename is not None else "a file"
+                _output.failure(command, f"{where}: {exc.strerror or exc}")
             return EXIT_REFUSED
 
         return run

@@ -126,3 +126,26 @@ def test_inspect_of_something_that_is_not_a_bundle_exits_1(pdp: Pdp, tmp_path: P
     result = pdp("bundle", "inspect", junk)
     assert result.returncode == 1
     assert "archive_invalid" in result.stderr
+
+
+def test_build_into_a_missing_directory_is_refused(
+    pdp: Pdp, key_dir: Path, tmp_path: Path
+) -> None:
+    """An output path whose directory does not exist exits 1 naming it, without a traceback."""
+    out = tmp_path / "absent" / "b.tar.gz"
+    result = pdp(
+        "bundle", "build", MARKETPLACE, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1
+    assert "absent" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_build_with_a_missing_signing_key_is_refused(pdp: Pdp, tmp_path: Path) -> None:
+    """A signing key path that does not exist exits 1 naming the file."""
+    result = pdp(
+        "bundle", "build", MARKETPLACE, "-o", tmp_path / "b.tar.gz",
+        "--signing-key", tmp_path / "nope.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1
+    assert "nope.key" in result.stderr
