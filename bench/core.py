@@ -12,8 +12,8 @@ Each engine is timed from the caller's Python value (a dict, as a shell holds it
 request) to a decision the caller can read, so the cost of converting the input for the engine
 (JSON serialisation, Cedar context and request construction) is included. Before timing, every
 engine must agree with pdp on every input of the pools, the bundle's own validate_service test
-inputs included; a disagreement aborts the run. The Rego and Cedar sources are in bench/rego/ and
-bench/cedar/; the engine adapters are in bench/contenders.py.
+inputs included; a disagreement aborts the run. The Rego and Cedar sources, and the code driving
+each engine, are in bench/rego/ and bench/cedar/.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ NOW = 1_795_000_000.0
 DECISION_ID = "00000000-0000-4000-8000-000000000000"
 
 
-class DisagreementError(AssertionError):
-    """Two engines gave different decisions for the same input: the comparison would be void."""
+class InvalidComparisonError(Exception):
+    """The comparison would be void: engines disagree, or a workload is not what it claims."""
 
 
 class Contender(Protocol):
@@ -106,14 +106,18 @@ class PdpContender:
     @staticmethod
     def violations(decision: object) -> frozenset[str]:
         """Policy ids of the decision's violations."""
-        assert isinstance(decision, dict)
-        return frozenset(v["policy_id"] for v in decision["violations"])
+        return frozenset(v["policy_id"] for v in _decision(decision)["violations"])
 
     @staticmethod
     def allowed(decision: object) -> bool:
         """The decision's ``allowed`` flag."""
-        assert isinstance(decision, dict)
-        return decision["allowed"] is True
+        return _decision(decision)["allowed"] is True
+
+
+def _decision(decision: object) -> dict[str, Any]:
+    if not isinstance(decision, dict):
+        raise TypeError(f"pdp returned {type(decision).__name__}, not a decision dict")
+    return decision
 
 
 @dataclass(frozen=True)
@@ -206,21 +210,21 @@ def check_agreement(
     contenders: Sequence[Contender], listings: Sequence[Mapping[str, Any]],
     requests: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Raise DisagreementError unless every engine gives pdp's decision on every input."""
+    """Raise InvalidComparisonError unless every engine gives pdp's decision on every input."""
     reference, *others = contenders
     for listing in listings:
         expected = reference.violations(reference.validate_service(listing))
         for other in others:
             got = other.violations(other.validate_service(listing))
             if got != expected:
-                raise DisagreementError(
+                raise InvalidComparisonError(
                     f"validate_service: {other.name} found {sorted(got)}, {reference.name} found "
                     f"{sorted(expected)} for {json.dumps(listing, sort_keys=True)}")
     for request in requests:
         allowed = reference.allowed(reference.check_access(request))
         for other in others:
             if other.allowed(other.check_access(request)) != allowed:
-                raise DisagreementError(
+                raise InvalidComparisonError(
                     f"check_access: {other.name} disagrees with {reference.name} "
                     f"(allowed={allowed}) on {json.dumps(request, sort_keys=True)}")
 
@@ -240,13 +244,14 @@ def describe_access_pool(pdp: Contender, world: AccessWorld) -> str:
         else:
             kinds["denied: missing permission"] += 1
     if not all(kinds.values()):
-        raise DisagreementError(f"the request pool does not cover every kind of answer: {kinds}")
+        raise InvalidComparisonError(
+            f"the request pool does not cover every kind of answer: {kinds}")
     return ", ".join(f"{count} {kind}" for kind, count in kinds.items())
 
 
 @dataclass(frozen=True)
 class Workload:
-    """One row group of the report: a query, the inputs it is timed on, and its target."""
+    """One row group of the report: a label, the query, and the inputs it is timed on."""
 
     label: str
     query: str
@@ -271,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     if pdp.violations(pdp.validate_service(breaking)) != {
         "restricted-countries", "https-required", "enterprise-sla-minimum"}:
-        raise DisagreementError("the 'breaking 3 policies' example does not break exactly 3")
+        raise InvalidComparisonError("the 'breaking 3 policies' example does not break exactly 3")
     check_agreement(contenders, [compliant, breaking, *bundle_listings()], world.requests)
     print(machine_summary())
     print(f"check_access pool: {describe_access_pool(pdp, world)}")
@@ -293,7 +298,8 @@ def run(args: argparse.Namespace) -> int:
         verdicts.append(verdict(workload, timings, pdp.name))
     print(render_table(
         ["workload", "engine", "median µs", "p99 µs", "input conversion µs (median)"], rows))
-    print(f"\n{args.samples} samples per cell in {args.rounds} alternating rounds, each sample the "
+    samples = args.samples // args.rounds * args.rounds
+    print(f"\n{samples} samples per cell in {args.rounds} alternating rounds, each sample the "
           f"mean of a batch of {args.batch} calls; p99 is the p99 of those batch means. "
           "GC disabled while timing.")
     print(schema_check_note(workloads, args))
@@ -348,16 +354,35 @@ def verdict(workload: Workload, timings: Mapping[str, Timing], pdp_name: str) ->
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Command-line options; the defaults are the figures recorded in docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=2000, help="timed samples per cell")
-    parser.add_argument("--batch", type=int, default=20, help="calls per timed sample")
-    parser.add_argument("--rounds", type=int, default=10,
+    parser.add_argument("--samples", type=_at_least(100), default=2000,
+                        help="timed samples per cell (at least 100)")
+    parser.add_argument("--batch", type=_at_least(1), default=20, help="calls per timed sample")
+    parser.add_argument("--rounds", type=_at_least(1), default=10,
                         help="alternating rounds the samples are split into")
-    parser.add_argument("--warmup", type=int, default=2000, help="untimed calls before timing")
-    parser.add_argument("--requests", type=int, default=2000, help="check_access pool size")
+    parser.add_argument("--warmup", type=_at_least(0), default=2000,
+                        help="untimed calls before timing")
+    parser.add_argument("--requests", type=_at_least(200), default=2000,
+                        help="check_access pool size (at least 200: every kind of answer occurs)")
     parser.add_argument("--seed", type=int, default=20261128, help="seed of the generated data")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when pdp misses a target (for scripts)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds > args.samples:
+        parser.error(f"--rounds ({args.rounds}) must not exceed --samples ({args.samples})")
+    return args
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum of {minimum}")
+        return value
+
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -365,8 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return run(args)
-    except DisagreementError as error:
-        print(f"bench/core.py: engines disagree, no figures reported: {error}", file=sys.stderr)
+    except InvalidComparisonError as error:
+        print(f"bench/core.py: no figures reported: {error}", file=sys.stderr)
         return 1
 
 
