@@ -26,7 +26,7 @@ from pdp.core import InputValidationError, UnknownQueryError, parse_input
 from pdp.runtime.activation import Activator
 from pdp.runtime.config import RuntimeConfig
 from pdp.runtime.decision_log import DecisionLog, sink_for
-from pdp.runtime.errors import ConfigurationError, NotReadyError
+from pdp.runtime.errors import ConfigurationError, NotReadyError, SourceError
 from pdp.runtime.file_source import FileSource, signature, watch_paths
 from pdp.runtime.health import HealthState, RuntimeStatus
 from pdp.runtime.metrics import RuntimeMetrics
@@ -163,7 +163,8 @@ class Engine:
         Raises :class:`NotReadyError` when no bundle may answer (none yet, or stale with
         fail_closed), and the core's ``InputValidationError`` / ``UnknownQueryError`` for a bad
         request. Under fail_open a stale bundle's answer is turned into an allow flagged with
-        ``"fail_open": true``.
+        ``"fail_open": true``. The answer is also the decision-log event's ``result``, written
+        shortly after: callers wrap it, they do not mutate it.
         """
         active = self.active  # read once: this decision finishes on this snapshot
         if active is None:
@@ -270,8 +271,18 @@ class Engine:
         self._tasks.append(asyncio.get_running_loop().create_task(work, name=name))
 
     async def _consume(self, source: BundleSource) -> None:
-        async for event in source.updates():
-            await self.activator.handle(event)
+        try:
+            async for event in source.updates():
+                try:
+                    await self.activator.handle(event)
+                except Exception:
+                    # A bug in handling one event must not stop every later update.
+                    logger.exception("bundle event handling failed", extra={"source": source.name})
+        except Exception as exc:
+            logger.exception("bundle source stopped unexpectedly", extra={"source": source.name})
+            self.activator.record_source_error(SourceError(
+                f"bundle source {source.name} stopped: {exc!r}", reason="source_crashed",
+                source=source.name))
 
     async def _watch_keyring(self) -> None:
         paths = self.config.verification_keys

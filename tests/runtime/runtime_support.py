@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import tarfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from pdp.bundle import (
     write_archive,
     write_key_pair,
 )
-from pdp.runtime import Engine
+from pdp.runtime import Engine, SourceEvent
 
 REPO = Path(__file__).resolve().parents[2]
 MARKETPLACE = REPO / "bundles" / "marketplace"
@@ -64,6 +65,31 @@ class Signing:
             self.contents, signer=self.signer, revision=revision or f"r{sequence}",
             sequence=sequence,
             expires_at=datetime.fromtimestamp(expires_at, tz=UTC) if expires_at else None)
+
+
+class ScriptedSource:
+    """An in-memory BundleSource: yields the given events, then optionally fails, then waits."""
+
+    def __init__(self, events: Sequence[SourceEvent], *, then_fail: bool = False,
+                 name: str = "scripted") -> None:
+        self.name = name
+        self._events = list(events)
+        self._then_fail = then_fail
+        self._closed = asyncio.Event()
+        self.syncs = 0
+
+    async def updates(self) -> AsyncIterator[SourceEvent]:
+        for event in self._events:
+            yield event
+        if self._then_fail:
+            raise ConnectionError("the scripted source broke")
+        await self._closed.wait()
+
+    def request_sync(self) -> None:
+        self.syncs += 1
+
+    async def close(self) -> None:
+        self._closed.set()
 
 
 def unpack(data: bytes) -> dict[str, bytes]:

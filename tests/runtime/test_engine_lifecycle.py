@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from runtime_support import EngineFactory, Signing, sample, tampered
+from runtime_support import EngineFactory, ScriptedSource, Signing, sample, tampered
 
 from pdp.bundle import build_bundle
-from pdp.runtime import Engine, FileSource
+from pdp.runtime import BundleUpdate, Engine, FileSource, SourceError
 
 WAIT = 10.0
 
@@ -103,6 +103,44 @@ async def test_request_sync_reads_the_source_again(make_engine: EngineFactory, s
     engine.request_sync()
     assert await eventually(lambda: sample(registry, "pdp_bundle_loads_total", source="file",
                                            result="unchanged") == 1)
+
+
+async def test_events_are_applied_in_order(make_engine: EngineFactory,
+                                           signing: Signing) -> None:
+    """A source's updates, errors and confirmations reach activation in the order yielded."""
+    source = ScriptedSource([
+        BundleUpdate(signing.bundle(1), source="scripted"),
+        SourceError("server said 500", reason="http_500", source="scripted"),
+        BundleUpdate(signing.bundle(2), source="scripted"),
+    ])
+    engine = make_engine(sources=[source])
+    await engine.start()
+    assert await eventually(lambda: revision(engine) == "r2")
+    status = engine.status()
+    assert status["state"] == "fresh"
+    assert status["last_error"]["reason"] == "http_500"
+
+
+async def test_a_crashing_source_is_reported_and_the_bundle_keeps_serving(
+        make_engine: EngineFactory, signing: Signing) -> None:
+    """A source that breaks shows in status; the bundle it delivered before keeps serving."""
+    source = ScriptedSource([BundleUpdate(signing.bundle(1), source="scripted")],
+                            then_fail=True)
+    engine = make_engine(sources=[source])
+    await engine.start()
+    assert await eventually(lambda: engine.status()["last_error"] is not None)
+    status = engine.status()
+    assert status["last_error"]["reason"] == "source_crashed"
+    assert status["state"] == "last_known_good"
+    assert revision(engine) == "r1"
+
+
+def test_request_sync_reaches_every_source(make_engine: EngineFactory) -> None:
+    """POST /v1/bundles/sync asks each configured source for a fetch."""
+    sources = [ScriptedSource([]), ScriptedSource([], name="other")]
+    engine = make_engine(sources=sources)
+    engine.request_sync()
+    assert [s.syncs for s in sources] == [1, 1]
 
 
 async def test_stop_ends_every_task(make_engine: EngineFactory, signing: Signing,
