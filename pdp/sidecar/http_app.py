@@ -8,6 +8,7 @@ they frame JSON, call :meth:`Engine.decide`, and let :mod:`pdp.sidecar.http_erro
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import time
@@ -241,13 +242,54 @@ def _is_loopback(remote: str | None) -> bool:
         return False  # a Unix socket peer or an unparsable address: not a loopback TCP caller
 
 
-def _metrics_middleware(metrics: RuntimeMetrics) -> Any:
+class InFlightRequests:
+    """How many requests the app is handling now, so shutdown can wait for them to finish.
+
+    aiohttp's own shutdown stops reading from every connection at once, which strands a request
+    whose body is still arriving; the process instead closes the listener, waits for this count
+    to reach zero (or the grace deadline), and only then closes connections.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        """A request started."""
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        """A request finished (answered or failed)."""
+        self.count -= 1
+        if not self.count:
+            self._idle.set()
+
+    async def drained(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for no request to be in flight; True if none is."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlightRequests)
+
+
+def _accounting_middleware(metrics: RuntimeMetrics, in_flight: InFlightRequests) -> Any:
     # Label lookups cost more than the increment; the set of (route, code) pairs is small.
     children: dict[tuple[str, int], Any] = {}
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        answer = await handler(request)
+        in_flight.enter()
+        try:
+            answer = await handler(request)
+        finally:
+            in_flight.leave()
         resource = request.match_info.route.resource
         key = (resource.canonical if resource is not None else "unmatched", answer.status)
         child = children.get(key)
@@ -268,11 +310,13 @@ def make_app(
     clock_ns: Callable[[], int] = time.perf_counter_ns,
 ) -> web.Application:
     """Build the HTTP app over ``engine``; ``metrics`` counts requests and backs ``/metrics``."""
+    in_flight = InFlightRequests()
     # The error middleware is inner so the request counter sees the mapped status code.
     app = web.Application(
         client_max_size=max_body_bytes,
-        middlewares=[_metrics_middleware(metrics), error_middleware],
+        middlewares=[_accounting_middleware(metrics, in_flight), error_middleware],
     )
+    app[IN_FLIGHT] = in_flight
     app[ENGINE] = engine
     app[METRICS_REGISTRY] = metrics.registry
     app[MAX_BODY_BYTES] = max_body_bytes

@@ -30,10 +30,14 @@ from pdp.runtime.source import BundleSource
 from pdp.sidecar.dev import prepare_dev_bundle
 from pdp.sidecar.errors import ConfigError, StartupError
 from pdp.sidecar.grpc_server import SidecarGrpcServer
-from pdp.sidecar.http_app import make_app
+from pdp.sidecar.http_app import IN_FLIGHT, make_app
 from pdp.sidecar.settings import ListenAddress, RunSettings
 
 logger = logging.getLogger(__name__)
+
+# After in-flight HTTP requests drained (or the grace period ended), how long aiohttp may take
+# to finish a request that arrived on a keep-alive connection in the meantime.
+CLOSE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,7 @@ class Sidecar:
         self._registry = registry or CollectorRegistry()
         self.engine: Engine | None = None
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._grpc: SidecarGrpcServer | None = None
         self.http_address: ListenAddress | None = None
         self.grpc_address: ListenAddress | None = None
@@ -142,18 +147,28 @@ class Sidecar:
             bundle_sync=sync,
             max_body_bytes=self.settings.max_body_bytes,
         )
-        self._runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=self.settings.shutdown_grace
-        )
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS)
         await self._runner.setup()
         host, port = self.settings.http_listen
-        site = web.TCPSite(self._runner, host, port)
+        site = self._site = web.TCPSite(self._runner, host, port)
         try:
             await site.start()
         except OSError as exc:
             raise StartupError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from None
         bound = self._runner.addresses[0]
         self.http_address = ListenAddress(host, int(bound[1]))
+
+    async def _stop_http(self, grace: float) -> None:
+        runner = self._runner
+        if runner is None:
+            return
+        if self._site is not None:
+            await self._site.stop()  # no new connections; open ones keep being served
+        if not await runner.app[IN_FLIGHT].drained(grace):
+            logger.warning("HTTP requests still running at the shutdown deadline")
+        # cleanup() closes idle keep-alive connections; a request that slipped in on one of them
+        # meanwhile gets CLOSE_SECONDS more before it is cancelled.
+        await runner.cleanup()
 
     async def _start_grpc(self, engine: Engine) -> None:
         address = self.settings.grpc_listen
@@ -166,12 +181,12 @@ class Sidecar:
     async def stop(self) -> None:
         """Stop accepting on both servers, let in-flight requests finish, then flush and close."""
         grace = self.settings.shutdown_grace
-        stops = []
-        if self._runner is not None:
-            stops.append(self._runner.cleanup())
+        stops = [self._stop_http(grace)]
         if self._grpc is not None:
             stops.append(self._grpc.stop(grace))
-        await asyncio.gather(*stops, return_exceptions=True)
+        for outcome in await asyncio.gather(*stops, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                logger.error("error while stopping a server", exc_info=outcome)
         if self.engine is not None:
             await self.engine.stop()  # stops the sources and flushes the decision log
         logger.info("sidecar stopped")
