@@ -134,7 +134,7 @@ def test_bundle_tests_cover_each_default_passing_and_failing(policy_id: str) -> 
     assert any(policy_id not in v for v in expected)
 
 
-@pytest.mark.parametrize("query", ["check_access", "validate_consumption"])
+@pytest.mark.parametrize("query", ["check_access", "validate_consumption", "authorize_http"])
 def test_bundle_tests_cover_access_both_ways(query: str) -> None:
     """The access queries are tested both allowing and denying."""
     outcomes = {c["expect"]["allowed"] for c in _cases(query)}
