@@ -47,7 +47,14 @@ WRITE_REFUSAL = (
 )
 
 _SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-_FILTER_KEYS = frozenset({"type", "enabled", "severity", "enforcement"})
+# The values each filter key accepts (lower case); a value outside them is a client mistake worth
+# naming, not a query that silently matches nothing.
+_FILTER_VALUES: dict[str, frozenset[str]] = {
+    "type": frozenset(v.name.lower() for v in pb.PolicyType.DESCRIPTOR.values if v.number),
+    "enabled": frozenset({"true", "false"}),
+    "severity": frozenset(_SEVERITY_RANK),
+    "enforcement": frozenset({"deny", "warn", "dryrun"}),
+}
 _ORDER_KEYS = frozenset({"id", "name", "type", "severity", "enforcement", "created_at",
                          "updated_at"})
 
@@ -122,10 +129,12 @@ def _parse_filter(text: str) -> tuple[tuple[str, str], ...]:
         key, value = key.strip().lower(), value.strip().strip("\"'").lower()
         if not sep or not key or not value:
             raise _bad("filter", f"expected key=value, got {raw.strip()!r}")
-        if key not in _FILTER_KEYS:
-            raise _bad("filter", f"unknown key {key!r}; use {', '.join(sorted(_FILTER_KEYS))}")
-        if key == "enabled" and value not in ("true", "false"):
-            raise _bad("filter", f"enabled must be true or false, got {value!r}")
+        allowed = _FILTER_VALUES.get(key)
+        if allowed is None:
+            raise _bad("filter", f"unknown key {key!r}; use {', '.join(sorted(_FILTER_VALUES))}")
+        if value not in allowed:
+            raise _bad("filter", f"{key} must be one of {', '.join(sorted(allowed))}, "
+                                 f"got {value!r}")
         terms.append((key, value))
     return tuple(terms)
 

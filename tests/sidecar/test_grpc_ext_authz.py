@@ -62,6 +62,16 @@ async def test_allowed_request_is_ok_with_the_decision_id(
     assert answer.dynamic_metadata["allowed"] is True
 
 
+async def test_raw_headers_are_read_like_the_header_map(
+    envoy: authz_grpc.AuthorizationStub,
+) -> None:
+    """With Envoy's encode_raw_headers the identity arrives in header_map and is still honoured."""
+    request = check("GET", "/v1/services/svc-1", user=None)
+    request.attributes.request.http.header_map.headers.add(key="x-user-id", raw_value=b"user-456")
+    answer = await envoy.Check(request)
+    assert answer.status.code == OK
+
+
 async def test_denied_request_gets_a_403_with_a_reason(envoy: authz_grpc.AuthorizationStub) -> None:
     """A denial is PERMISSION_DENIED with an HTTP 403 whose JSON body says what is missing."""
     answer = await envoy.Check(check("POST", "/v1/services/svc-1/consume", user="user-789"))
