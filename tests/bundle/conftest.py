@@ -16,6 +16,12 @@ def keys() -> Keys:
     return make_keys()
 
 
+@pytest.fixture(scope="session")
+def shared_keyring(keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Keyring:
+    """The same keyring as ``keyring``, once per session (for property-based tests)."""
+    return keyring_for(keys, tmp_path_factory.mktemp("keys"))
+
+
 @pytest.fixture
 def keyring(keys: Keys, tmp_path: Path) -> Keyring:
     """k1 (Ed25519) and k-rsa trusted, k-old present but revoked."""
