@@ -19,6 +19,7 @@ from pdp.bundle import (
     Keyring,
     Limits,
     LoadedBundle,
+    UnsafeArchiveError,
     check_candidate,
     compile_bundle,
     open_bundle,
@@ -34,19 +35,34 @@ from pdp.runtime.source import BundleUnchanged, BundleUpdate, SourceEvent
 
 logger = logging.getLogger(__name__)
 
+# Tar headers and gzip framing on top of the files' own bytes: generous, only a memory bound.
+_ARCHIVE_OVERHEAD_BYTES = 16 * 1024 * 1024
+
 PERSISTED = "persisted"
 """The source name of a bundle restored from the persist directory."""
 
 
 def read_candidate(data: bytes | Path, limits: Limits) -> bytes:
-    """The bytes of a candidate bundle: read once, so what is verified is what is persisted."""
+    """The bytes of a candidate bundle: read once, so what is verified is what is persisted.
+
+    A file larger than the unpacked-size limit cannot be a valid bundle (gzip never makes a
+    bundle's files bigger by more than headers), so it is refused before it is read into memory.
+    """
     if isinstance(data, bytes):
         return data
     if data.is_dir():
         # A directory is read (with the archive rules) and packed, so the persisted copy is a
         # plain .tar.gz whose content hash equals the directory's.
         return write_archive(read_directory(data, limits))
-    return data.read_bytes()
+    ceiling = limits.max_total_bytes + _ARCHIVE_OVERHEAD_BYTES
+    with data.open("rb") as handle:
+        raw = handle.read(ceiling + 1)
+    if len(raw) > ceiling:
+        raise UnsafeArchiveError(
+            "total_too_large",
+            f"{data}: the file is larger than the {limits.max_total_bytes}-byte bundle limit",
+            file=str(data))
+    return raw
 
 
 class Activator:

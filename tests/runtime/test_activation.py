@@ -16,7 +16,7 @@ from runtime_support import (
     write_directory,
 )
 
-from pdp.bundle import build_bundle, write_archive
+from pdp.bundle import Limits, build_bundle, write_archive
 from pdp.runtime import ActivationError, BundleUpdate
 
 
@@ -172,3 +172,15 @@ async def test_unreadable_candidate_is_reported(make_engine: EngineFactory,
         await engine.activate(BundleUpdate(tmp_path / "missing.tar.gz", source="test"))
     assert refused.value.reason == "read_error"
     assert "missing.tar.gz" in str(refused.value)
+
+
+async def test_oversized_file_is_refused_before_reading(make_engine: EngineFactory,
+                                                        tmp_path: Path) -> None:
+    """A file bigger than the bundle size limit is refused without being loaded into memory."""
+    engine = make_engine(limits=Limits(max_total_bytes=1024))
+    huge = tmp_path / "huge.tar.gz"
+    with huge.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of nothing, cheap to make
+    with pytest.raises(ActivationError) as refused:
+        await engine.activate(BundleUpdate(huge, source="test"))
+    assert refused.value.reason == "total_too_large"
