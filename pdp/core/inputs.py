@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,11 +27,19 @@ from pydantic import (
 from pdp.core.document import field_errors
 from pdp.core.errors import InputValidationError, UnknownQueryError
 from pdp.core.policyset import QUERIES
-from pdp.core.rules import Level
 
 Text = Annotated[StrictStr, StringConstraints(max_length=64 * 1024)]
 Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
-Scalar = StrictStr | StrictInt | StrictFloat | StrictBool | None
+
+
+def _scalar(value: Any) -> Any:
+    # One validator rather than a union of types, so an error names the field, not a branch.
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError("must be a string, number, boolean or null")
+
+
+Scalar = Annotated[Any, AfterValidator(_scalar)]
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 
@@ -49,7 +58,7 @@ class Endpoint(_Message):
 class Compliance(_Message):
     """``compliance``: ServiceCompliance."""
 
-    level: Level | Literal[""] | None = None
+    level: Literal["public", "internal", "confidential", "restricted", ""] | None = None
     certifications: list[Text] | None = None
     data_residency: list[Text] | None = None
     gdpr_compliant: StrictBool | None = None

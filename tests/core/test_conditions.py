@@ -117,14 +117,16 @@ def test_every_operator_is_covered_by_the_table() -> None:
 
 def test_all_needs_every_part() -> None:
     """``all`` holds only when every part holds."""
-    both = {"all": [{"field": "a", "op": "eq", "value": 1}, {"field": "b", "op": "eq", "value": 2}]}
+    both = {"all": [{"field": "a", "op": "eq", "value": 1},
+                    {"field": "b", "op": "eq", "value": 2}]}
     assert holds(both, {"a": 1, "b": 2})
     assert not holds(both, {"a": 1, "b": 3})
 
 
 def test_any_needs_one_part() -> None:
     """``any`` holds when at least one part holds."""
-    either = {"any": [{"field": "a", "op": "eq", "value": 1}, {"field": "b", "op": "eq", "value": 2}]}
+    either = {"any": [{"field": "a", "op": "eq", "value": 1},
+                      {"field": "b", "op": "eq", "value": 2}]}
     assert holds(either, {"a": 0, "b": 2})
     assert not holds(either, {"a": 0, "b": 0})
 
