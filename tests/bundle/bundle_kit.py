@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import hmac
 import io
@@ -187,3 +188,19 @@ def flip_byte(data: bytes, index: int = -2) -> bytes:
     changed = bytearray(data)
     changed[index] ^= 0x01
     return bytes(changed)
+
+
+def gzip_bomb(size: int) -> bytes:
+    """A .tar.gz whose one member, data.json, is ``size`` zero bytes: ~1000:1 compression.
+
+    The zeros are streamed into the compressor, never held in memory at once.
+    """
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        header = tarfile.TarInfo("data.json")
+        header.size = size
+        gz.write(header.tobuf(format=tarfile.GNU_FORMAT))
+        chunk = bytes(1024 * 1024)
+        for offset in range(0, size, len(chunk)):
+            gz.write(chunk[: size - offset])
+    return raw.getvalue()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 import tarfile
 import tracemalloc
 
 import pytest
-from bundle_kit import raw_tar, regular
+from bundle_kit import gzip_bomb, raw_tar, regular
 
 from pdp.bundle import Limits, UnsafeArchiveError, read_archive, write_archive
 from pdp.bundle.archive import safe_name
@@ -65,17 +63,9 @@ def test_a_truncated_archive_is_refused() -> None:
     assert caught.value.reason == "archive_invalid"
 
 
-def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path: object) -> None:
-    """A 1 GiB-of-zeros bomb is refused holding only a few MiB in memory."""
-    raw = io.BytesIO()
-    chunk = bytes(MiB)
-    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz:
-        header = tarfile.TarInfo("data.json")
-        header.size = 60 * MiB  # under the per-file limit: only the ratio check can stop it
-        gz.write(header.tobuf(format=tarfile.GNU_FORMAT))
-        for _ in range(60):
-            gz.write(chunk)
-    bomb = raw.getvalue()
+def test_a_gzip_bomb_is_refused_without_inflating_it() -> None:
+    """A 60 MiB-of-zeros member packed into ~60 KiB is refused holding only a few MiB."""
+    bomb = gzip_bomb(60 * MiB)  # under the per-file limit: only the ratio check can stop it
     tracemalloc.start()
     try:
         with pytest.raises(UnsafeArchiveError) as caught:
@@ -85,6 +75,13 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path: object) -> None:
         tracemalloc.stop()
     assert caught.value.reason == "compression_ratio"
     assert peak < 8 * MiB
+
+
+def test_a_bomb_under_a_generous_ratio_stops_at_the_total_limit() -> None:
+    """With the ratio check relaxed, the unpacked-size ceiling still stops the bomb."""
+    with pytest.raises(UnsafeArchiveError) as caught:
+        read_archive(gzip_bomb(20 * MiB), Limits(max_ratio=1e9, max_total_bytes=4 * MiB))
+    assert caught.value.reason == "total_too_large"
 
 
 def test_a_small_bundle_is_not_mistaken_for_a_bomb() -> None:

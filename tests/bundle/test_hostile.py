@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
-import io
 import json
 import os
 import tarfile
@@ -24,6 +22,7 @@ from bundle_kit import (
     bundle_files,
     flip_byte,
     forged_token,
+    gzip_bomb,
     json_bytes,
     pack,
     payload_of,
@@ -181,33 +180,7 @@ def _oversized_file(keys: Keys, tmp: Path) -> bytes:
 
 
 def _gzip_bomb(keys: Keys, tmp: Path) -> bytes:
-    """48 MiB of zeros in one member (under the per-file limit) packed into ~50 KiB."""
-    size = 48 * 1024 * 1024
-    raw = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w|") as tar,
-    ):
-        info = tarfile.TarInfo("data.json")
-        info.size = size
-        tar.addfile(info, _Zeros(size))
-    return raw.getvalue()
-
-
-class _Zeros(io.RawIOBase):
-    """A stream of ``size`` zero bytes that is never held in memory at once."""
-
-    def __init__(self, size: int) -> None:
-        self._left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        count = min(len(buffer), self._left)
-        buffer[:count] = bytes(count)
-        self._left -= count
-        return count
+    return gzip_bomb(48 * 1024 * 1024)
 
 
 def _too_many_files(keys: Keys, tmp: Path) -> bytes:
