@@ -88,6 +88,11 @@ class _FileBudget:
         self._limits = limits
         self.files: dict[str, bytes] = {}
         self._total = 0
+        # Read before anything is verified, so held to tighter limits than policies and data.
+        self._parsed_first = {
+            ".manifest": ("manifest_too_large", limits.max_manifest_bytes),
+            ".signatures.json": ("signatures_too_large", limits.max_signatures_bytes),
+        }
 
     def admit(self, name: str, size: int) -> None:
         """Refuse a file before reading it if it would break a limit or repeat a name."""
@@ -99,14 +104,12 @@ class _FileBudget:
                 f"{name}: more than {self._limits.max_files} files in the bundle",
                 file=name,
             )
-        first = {
-            ".manifest": ("manifest_too_large", self._limits.max_manifest_bytes),
-            ".signatures.json": ("signatures_too_large", self._limits.max_signatures_bytes),
-        }.get(name)
-        if first is not None and size > first[1]:
-            raise UnsafeArchiveError(
-                first[0], f"{name}: {size} bytes is over the limit of {first[1]}", file=name
-            )
+        if name in self._parsed_first:
+            reason, limit = self._parsed_first[name]
+            if size > limit:
+                raise UnsafeArchiveError(
+                    reason, f"{name}: {size} bytes is over the limit of {limit}", file=name
+                )
         if size > self._limits.max_file_bytes:
             raise UnsafeArchiveError(
                 "file_too_large",
@@ -207,7 +210,8 @@ def read_archive(source: bytes | BinaryIO, limits: Limits) -> dict[str, bytes]:
     """
     stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source
     inflated = _inflate(stream, limits)
-    size = len(inflated.getbuffer())
+    size = inflated.seek(0, io.SEEK_END)
+    inflated.seek(0)
     budget = _FileBudget(limits)
     try:
         with tarfile.open(fileobj=inflated, mode="r:") as tar:
