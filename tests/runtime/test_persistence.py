@@ -136,6 +136,21 @@ async def test_expired_persisted_bundle_still_serves_as_stale(
     assert restarted.decide("validate_service", COMPLIANT_LISTING)["bundle_revision"] == "r1"
 
 
+async def test_persist_failure_is_reported_and_the_bundle_still_serves(
+        make_engine: EngineFactory, signing: Signing, tmp_path: Path,
+        registry: CollectorRegistry) -> None:
+    """If the persist directory cannot be written, activation still succeeds and says so."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the directory should be")
+    engine = make_engine(persist_dir=blocker / "persist")
+    active = await engine.activate(BundleUpdate(signing.bundle(1), source="test"))
+    assert engine.active is active
+    status = engine.status()
+    assert status["state"] == "fresh"
+    assert status["last_error"]["reason"] == "persist_failed"
+    assert sample(registry, "pdp_bundle_persist_failures_total", operation="save") == 1
+
+
 def test_store_replaces_atomically(tmp_path: Path) -> None:
     """Saving writes a new inode by rename, so a reader holding the old file sees it whole."""
     store = BundleStore(tmp_path)
