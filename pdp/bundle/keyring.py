@@ -81,7 +81,12 @@ class Keyring:
             ) from None
 
     def reload(self) -> KeyringChange:
-        """Re-read the key files; on any error the keys in use stay as they were."""
+        """Re-read the key files; on any error the keys in use stay as they were.
+
+        A keyring built from keys in memory (no paths) has nothing to re-read and never changes.
+        """
+        if not self._paths:
+            return KeyringChange(added=(), changed=(), removed=())
         fresh = _load_paths(self._paths)
         old = self._keys
         added = tuple(sorted(set(fresh) - set(old)))

@@ -133,3 +133,10 @@ def test_a_failed_reload_keeps_the_keys_in_use(keys: Keys, tmp_path: Path) -> No
     with pytest.raises(KeyringError):
         keyring.reload()
     assert keyring.key_ids == ("k1",)
+
+
+def test_a_keyring_built_in_memory_reloads_to_no_change(keys: Keys) -> None:
+    """A keyring made from key objects (no files) keeps its keys on reload."""
+    keyring = Keyring({"mem": keys.trusted.public_key()})  # type: ignore[union-attr]
+    assert not keyring.reload()
+    assert keyring.key_ids == ("mem",)
