@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from pdp.runtime import Engine, RuntimeConfig, configure_logging
 from pdp.runtime.config import DecisionLogConfig
 from pdp.runtime.errors import ConfigurationError
+from pdp.runtime.http_source import HttpSource
 from pdp.runtime.source import BundleSource
 from pdp.sidecar.dev import prepare_dev_bundle
 from pdp.sidecar.errors import ConfigError, StartupError
@@ -88,13 +88,15 @@ def runtime_config(settings: RunSettings, inputs: BundleInputs) -> RuntimeConfig
         raise ConfigError(f"invalid configuration: {exc}") from None
 
 
-def _http_source(settings: RunSettings) -> BundleSource:
-    if importlib.util.find_spec("pdp.runtime.http_source") is None:
-        raise ConfigError(
-            "--bundle-url is not available in this build (no HTTP bundle source); "
-            "use --bundle PATH"
-        )
-    raise ConfigError("--bundle-url: the HTTP bundle source is not wired into pdp run yet")
+def http_source(settings: RunSettings) -> BundleSource:
+    """The long-polling source for ``--bundle-url`` (token file re-read on every request)."""
+    if settings.bundle_url is None:
+        raise ConfigError("bundle_url is not set")
+    return HttpSource(
+        settings.bundle_url,
+        token_file=settings.bundle_token_file,
+        ca_file=settings.bundle_ca_file,
+    )
 
 
 class Sidecar:
@@ -125,7 +127,7 @@ class Sidecar:
         inputs = resolve_bundle_inputs(settings, workdir=self._workdir, now=self._clock())
         config = runtime_config(settings, inputs)
         # None lets the engine watch config.bundle_path with its own FileSource.
-        sources = [_http_source(settings)] if settings.bundle_url is not None else None
+        sources = [http_source(settings)] if settings.bundle_url is not None else None
         try:
             engine = Engine(config, registry=self._registry, sources=sources, clock=self._clock)
         except ConfigurationError as exc:

@@ -131,6 +131,13 @@ class RunSettings(BaseSettings):
         parse_listen_address(value)
         return value
 
+    @field_validator("bundle_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _one_bundle_source(self) -> RunSettings:
         sources = [

@@ -7,6 +7,7 @@ them over HTTP; the ``spawn`` fixture kills whatever is left at teardown.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 import stat
@@ -18,6 +19,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from test_process_support import (
     CHECK_ACCESS_INPUT,
     MARKETPLACE,
@@ -263,6 +266,48 @@ async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
     assert answers and set(answers) == {200}
     assert all(moment >= signalled_at for moment in refused_at)
     assert await asyncio.to_thread(sidecar.proc.wait, 15) == 0
+
+
+class StaticBundleServer:
+    """A plain HTTP server holding one bundle, like a CDN or nginx in front of a bucket."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.authorizations: list[str | None] = []
+        app = web.Application()
+        app.router.add_get("/bundles/main", self.serve)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def serve(self, request: web.Request) -> web.Response:
+        """Answer with the bundle, or 304 when the client already has it."""
+        self.authorizations.append(request.headers.get("Authorization"))
+        etag = f'"{hashlib.sha256(self.data).hexdigest()}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=self.data, headers={"ETag": etag},
+                            content_type="application/vnd.openpolicyagent.bundles")
+
+
+async def test_bundle_url_with_token_and_sync(
+    spawn: Any, bundles: BundleFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """--bundle-url fetches with the bearer token; /v1/bundles/sync picks up a new one at once."""
+    origin = StaticBundleServer(bundles.build(1))
+    await origin.server.start_server()
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    try:
+        sidecar: SidecarProcess = spawn(
+            "--bundle-url", str(origin.server.make_url("/bundles/main")),
+            "--bundle-token-file", str(token), "--verification-key", str(bundles.key.public))
+        await sidecar.wait_ready(http)
+        origin.data = bundles.build(2)
+        async with http.post(sidecar.url("/v1/bundles/sync")) as answer:
+            assert answer.status == 202
+        await wait_for_revision(http, sidecar, "2")
+    finally:
+        await origin.server.close()
+    assert set(origin.authorizations) == {"Bearer s3cret"}
 
 
 async def test_dev_mode_becomes_ready_and_answers(

@@ -133,14 +133,25 @@ def test_usage_error_exits_2_with_the_reason() -> None:
     assert "exactly one of bundle, bundle_url, dev" in result.stderr
 
 
-def test_bundle_url_without_http_source_exits_2(tmp_path: Path) -> None:
-    """--bundle-url exits 2 with a clear message while no HTTP source is available."""
-    key = tmp_path / "k.pem"
-    key.write_text("not used")
-    result = run_pdp("--bundle-url", "http://127.0.0.1:1/bundles/main",
-                     "--verification-key", str(key))
+def test_bundle_url_must_be_http() -> None:
+    """--bundle-url takes an http(s) URL; anything else is refused up front, naming the option."""
+    with pytest.raises(ConfigError, match="bundle_url"):
+        load_settings({"bundle_url": "ftp://example/b", "verification_key": ["k.pem"]})
+
+
+def test_token_file_needs_bundle_url() -> None:
+    """--bundle-token-file without --bundle-url is a mistake, not silently ignored."""
+    with pytest.raises(ConfigError, match="bundle_token_file"):
+        load_settings({"bundle": "b", "verification_key": ["k"], "bundle_token_file": "t"})
+
+
+def test_missing_verification_key_file_exits_2(tmp_path: Path) -> None:
+    """A verification key that cannot be read stops `pdp run` with exit code 2 and its path."""
+    missing = tmp_path / "nope.pem"
+    result = run_pdp("--bundle", str(tmp_path / "b.tar.gz"), "--verification-key", str(missing),
+                     "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
     assert result.returncode == 2
-    assert "--bundle-url" in result.stderr
+    assert "nope.pem" in result.stderr
 
 
 def test_help_documents_every_option_with_its_default() -> None:
