@@ -46,7 +46,7 @@ class Events:
         self.source = source
         self._iterator: AsyncIterator[SourceEvent] = source.updates()
 
-    async def next(self, within: float = 5.0) -> SourceEvent:
+    async def next(self, within: float = 15.0) -> SourceEvent:
         """The next event, failing the test if none comes within `within` seconds."""
         return await asyncio.wait_for(anext(self._iterator), within)
 
@@ -88,7 +88,7 @@ async def test_a_publish_reaches_a_waiting_source_promptly(plane: ControlPlane,
                                                            events: Events) -> None:
     """After the first bundle the source long-polls; the next publish arrives at once."""
     first = await events.next()
-    waiting = asyncio.ensure_future(events.next(within=10))
+    waiting = asyncio.ensure_future(events.next(within=20))
     await asyncio.sleep(0.3)
     assert not waiting.done()
     await plane.publisher.publish(PUBLISHER)
