@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,18 @@ def test_help_documents_every_option_with_its_default() -> None:
                  "--dev"):
         assert flag in result.stdout
     assert "(default: 127.0.0.1:8181)" in result.stdout
+
+
+def test_port_in_use_exits_1_naming_the_address(tmp_path: Path) -> None:
+    """A taken HTTP port stops `pdp run` at once with exit code 1 and the address it wanted."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "pdp", "run", "--dev", "--http-addr", f"127.0.0.1:{port}",
+             "--grpc-addr", "127.0.0.1:0"],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen for HTTP on 127.0.0.1:{port}" in result.stderr
