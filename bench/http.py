@@ -4,7 +4,7 @@ Both servers are pinned to one core (``taskset``); ``wrk`` runs on the other cor
 connections and POSTs the same check_access envelope to each. Targets (DESIGN §12): pdp serves
 >= 80% of the echo server's requests/s, with p99 <= 10 ms.
 
-    .venv/bin/python bench/http.py [--duration 10] [--connections 64]
+    .venv/bin/python bench/http.py [--duration 10] [--rounds 3] [--connections 64]
 
 Needs ``wrk`` (``apt-get install -y wrk``) and ``taskset``. Results are printed and written to
 ``bench/results/http.json``.
@@ -18,8 +18,8 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
