@@ -39,6 +39,7 @@ class BundleFeed:
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._released = False
 
     @property
     def latest(self) -> BundleRecord | None:
@@ -67,6 +68,11 @@ class BundleFeed:
             task.cancel()
         await self._close_listener()
 
+    def release_waiters(self) -> None:
+        """Answer every waiting long-poll now and make later ones return at once (shutdown)."""
+        self._released = True
+        self._changed.set()
+
     async def refresh(self) -> None:
         """Reload the latest bundle if a newer sequence exists, and wake waiters if it changed."""
         async with self._refresh_lock:
@@ -94,7 +100,7 @@ class BundleFeed:
             if latest is not None and latest.etag != etag:
                 return latest
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._released:
                 return latest
             try:
                 await asyncio.wait_for(event.wait(), remaining)

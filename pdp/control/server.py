@@ -60,6 +60,9 @@ class ControlServer:
 
     async def stop(self) -> None:
         """Stop both listeners and close the store."""
+        if self.plane is not None:
+            # Held long-polls answer 304 now instead of holding the shutdown for their full wait.
+            self.plane.feed.release_waiters()
         if self._grpc is not None:
             await self._grpc.stop(SHUTDOWN_GRACE_SECONDS)
         if self._runner is not None:

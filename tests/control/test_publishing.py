@@ -222,3 +222,16 @@ async def test_bundles_are_listed_newest_first(plane: ControlPlane, client: Test
     listed = await (await client.get("/v1/bundles", headers=bearer(tokens[Role.VIEWER]))).json()
     assert [(b["sequence"], b["notes"], b["published_by"]) for b in listed["bundles"]] == [
         (2, "second", "admin (admin)"), (1, "first", "publisher (publisher)")]
+
+
+async def test_shutting_down_answers_held_long_polls_at_once(
+        plane: ControlPlane, client: TestClient, tokens: dict[Role, str]) -> None:
+    """A stopping replica answers 304 to waiting sidecars instead of holding its shutdown."""
+    await client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER]))
+    _, _, etag = await _download(client, tokens[Role.SIDECAR])
+    waiting = asyncio.create_task(_download(client, tokens[Role.SIDECAR],
+                                            **{"If-None-Match": etag, "Prefer": "wait=30"}))
+    await asyncio.sleep(0.2)
+    plane.feed.release_waiters()
+    status, _, _ = await asyncio.wait_for(waiting, 2)
+    assert status == 304
