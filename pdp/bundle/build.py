@@ -49,7 +49,8 @@ def write_archive(files: Mapping[str, bytes]) -> bytes:
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
     packed = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, compresslevel=9, mtime=0) as gz:
+    # Level 6 (gzip's default): on 10,000 policies level 9 costs 3x the time for ~8 % fewer bytes.
+    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, compresslevel=6, mtime=0) as gz:
         gz.write(raw.getvalue())
     return packed.getvalue()
 
