@@ -76,8 +76,15 @@ def load_json(raw: bytes, *, file: str, reason: str) -> Any:
         raise ContentError(reason, f"{file}: not valid JSON ({exc})", file=file) from exc
 
 
-def parse_contents(files: Mapping[str, bytes]) -> BundleContents:
-    """Parse a bundle's files (already read safely and, normally, verified) into contents."""
+def parse_contents(
+    files: Mapping[str, bytes], *, parsed: Mapping[str, PolicyDocument] | None = None
+) -> BundleContents:
+    """Parse a bundle's files (already read safely and, normally, verified) into contents.
+
+    ``parsed`` maps policy file names to documents the caller validated while producing those
+    very bytes (the source reader does), so they are not validated twice.
+    """
+    known = parsed or {}
     signed = {name: data for name, data in files.items() if name != SIGNATURES_FILE}
     raw_manifest = signed.get(MANIFEST_FILE)
     if raw_manifest is None:
@@ -91,7 +98,8 @@ def parse_contents(files: Mapping[str, bytes]) -> BundleContents:
     for name in sorted(signed):
         kind = classify(name)
         if kind == "policy":
-            policies.append(parse_policy_file(name, signed[name]))
+            document = known.get(name)
+            policies.append(document or parse_policy_file(name, signed[name]))
         elif kind == "test":
             tests.extend(parse_test_file(name, signed[name]))
         elif kind == "nested_data":

@@ -30,6 +30,7 @@ from pdp.bundle.contents import (
 )
 from pdp.bundle.errors import ContentError
 from pdp.bundle.manifest import DEFAULT_ROOTS, MANIFEST_FILE, Manifest, timestamp
+from pdp.core import PolicyDocument
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -51,7 +52,7 @@ def read_source_dir(
     """
     if not root.is_dir():
         raise ContentError("source_invalid", f"{root}: not a directory", file=str(root))
-    files, newest = source_files(root, limits)
+    files, policies, newest = source_files(root, limits)
     manifest = Manifest(
         revision=revision,
         sequence=sequence,
@@ -61,12 +62,16 @@ def read_source_dir(
         metadata=dict(metadata or {}),
     )
     files[MANIFEST_FILE] = manifest.to_json_bytes()
-    return parse_contents(files)
+    return parse_contents(files, parsed=policies)
 
 
-def source_files(root: Path, limits: Limits) -> tuple[dict[str, bytes], float]:
-    """The bundle files a source tree yields (no manifest), and the newest mtime among them."""
+def source_files(
+    root: Path, limits: Limits
+) -> tuple[dict[str, bytes], dict[str, PolicyDocument], float]:
+    """The bundle files a source tree yields (no manifest), the policies validated on the way
+    (by bundle file name), and the newest mtime among the files read."""
     files: dict[str, bytes] = {}
+    policies: dict[str, PolicyDocument] = {}
     reader = _SourceReader(root, limits)
     owner: dict[str, str] = {}
     for path in reader.listing(POLICIES_DIR, POLICY_SUFFIXES):
@@ -81,6 +86,7 @@ def source_files(root: Path, limits: Limits) -> tuple[dict[str, bytes], float]:
                 file=source,
             )
         files[target], owner[target] = json_bytes(document), source
+        policies[target] = policy
     if (root / DATA_FILE).exists():
         files[DATA_FILE] = reader.read_json(root / DATA_FILE, "data_invalid")
     nested_root = root / NESTED_DATA_DIR
@@ -90,7 +96,7 @@ def source_files(root: Path, limits: Limits) -> tuple[dict[str, bytes], float]:
                 files[reader.name(path)] = reader.read_json(path, "data_invalid")
     for path in reader.listing(TESTS_DIR, (".json",)):
         files[reader.name(path)] = reader.read_json(path, "tests_invalid")
-    return files, reader.newest
+    return files, policies, reader.newest
 
 
 class _SourceReader:
