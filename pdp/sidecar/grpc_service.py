@@ -243,16 +243,20 @@ class PolicyEngineServicer:
         decision = self._decide("validate_consumption", request, context)
         return convert.validate_consumption_response(decision)
 
-    def _documents(self) -> tuple[str, list[dict[str, Any]]]:
+    def _policy_set(self) -> Any:
+        # Read the reference once: the whole answer comes from one snapshot.
         active = self._engine.active
         if active is None:
             raise NotReadyError("no bundle is active yet", state="starting")
-        policy_set = active.policy_set
+        return active.policy_set
+
+    def _documents(self) -> list[dict[str, Any]]:
+        policy_set = self._policy_set()
         cached_for, documents = self._dumped
         if cached_for is not policy_set:
             documents = [p.model_dump(mode="json", exclude_none=True) for p in policy_set.policies]
             self._dumped = (policy_set, documents)
-        return str(active.revision), documents
+        return documents
 
     @grpc_errors
     async def GetPolicy(
@@ -261,11 +265,11 @@ class PolicyEngineServicer:
         """One policy of the active bundle, or NOT_FOUND."""
         if not request.policy_id:
             raise _bad("policy_id", "required")
-        _, documents = self._documents()
-        for document in documents:
-            if document.get("id") == request.policy_id:
-                return pb.GetPolicyResponse(policy=convert.policy_to_proto(document))
-        raise PolicyNotFoundError(request.policy_id)
+        policy = self._policy_set().get(request.policy_id)
+        if policy is None:
+            raise PolicyNotFoundError(request.policy_id)
+        document = policy.model_dump(mode="json", exclude_none=True)
+        return pb.GetPolicyResponse(policy=convert.policy_to_proto(document))
 
     @grpc_errors
     async def ListPolicies(
@@ -273,8 +277,7 @@ class PolicyEngineServicer:
     ) -> pb.ListPoliciesResponse:
         """A page of the active bundle's policies, filtered and ordered as asked."""
         listing = parse_listing(request)
-        _, documents = self._documents()
-        selected = listing.select(documents)
+        selected = listing.select(self._documents())
         page = selected[listing.offset : listing.offset + listing.page_size]
         return pb.ListPoliciesResponse(
             policies=[convert.policy_to_proto(document) for document in page],
