@@ -138,6 +138,34 @@ async def test_busy_address_is_a_startup_error(tmp_path: Path) -> None:
             await server.start()
 
 
+async def test_a_second_server_cannot_take_a_busy_port(tmp_path: Path) -> None:
+    """Without reuse_port, a second sidecar on the same port fails instead of sharing it."""
+    engine = engine_without_bundle(tmp_path).engine
+    async with serving(engine) as (first, _):
+        second = SidecarGrpcServer(engine, f"127.0.0.1:{first.port}")
+        with pytest.raises(StartupError):
+            await second.start()
+
+
+async def test_workers_share_a_port_with_reuse_port(tmp_path: Path) -> None:
+    """With reuse_port, two workers bind one port and both serve (SO_REUSEPORT scaling)."""
+    under_test = engine_without_bundle(tmp_path)
+    await under_test.activate_marketplace()
+    first = SidecarGrpcServer(under_test.engine, "127.0.0.1:0", reuse_port=True)
+    port = await first.start()
+    second = SidecarGrpcServer(under_test.engine, f"127.0.0.1:{port}", reuse_port=True)
+    try:
+        assert await second.start() == port
+        async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            answer = await pb_grpc.PolicyEngineServiceStub(channel).HealthCheck(
+                pb.HealthCheckRequest()
+            )
+        assert answer.status == pb.HealthCheckResponse.SERVING
+    finally:
+        await second.stop(0)
+        await first.stop(0)
+
+
 class _BrokenEngine:
     """An engine whose every call fails unexpectedly (a bug), to see how the shell answers."""
 
