@@ -16,7 +16,6 @@ Results are printed and written to ``bench/results/startup.json``.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import signal
@@ -71,16 +70,22 @@ def free_port() -> int:
 
 
 def answers_200(port: int) -> bool:
-    """One decision request; True when it is answered with 200."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    """One decision request; True when it is answered with 200.
+
+    A raw socket, because ``bench/http.py`` next to this script shadows the standard library's
+    ``http`` package (the script's directory comes first on sys.path).
+    """
+    body = ENVELOPE.encode()
+    request = (
+        f"POST {DECISION_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
     try:
-        connection.request("POST", DECISION_PATH, body=ENVELOPE,
-                           headers={"Content-Type": "application/json"})
-        return connection.getresponse().status == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(request)
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
-    finally:
-        connection.close()
 
 
 def rss_mib(pid: int) -> float:
