@@ -83,24 +83,24 @@ def compile_access_control(rule: AccessControlRule) -> Check:
     def check(subject: AccessSubject) -> list[Finding] | None:
         findings = None
         if subject.user_id in blocked:
-            findings = [Finding("user_id", subject.user_id, "a user that is not blocked",
+            findings = [("user_id", subject.user_id, "a user that is not blocked",
                                 f"user {subject.user_id!r} is blocked",
                                 "ask an administrator to lift the block")]
         if allowed_roles and not subject.roles & allowed_roles:
-            findings = (findings or []) + [Finding(
+            findings = (findings or []) + [(
                 "user.roles", display(sorted(subject.roles)), "one of " + display(sorted(
                     allowed_roles)), f"user {subject.user_id!r} holds none of the roles "
                 f"{display(sorted(allowed_roles))}", "ask an administrator for one of the roles "
                 + display(sorted(allowed_roles)))]
         if networks and not _in_networks(subject.ip_address, networks):
-            findings = (findings or []) + [Finding(
+            findings = (findings or []) + [(
                 "context.ip_address", display(subject.ip_address),
                 "an address in " + display([str(n) for n in networks]),
                 "the request comes from an address outside the allowed ranges"
                 if subject.ip_address else "the request carries no client IP address",
                 "call from an allowed network")]
         if require_approval and not subject.approved:
-            findings = (findings or []) + [Finding(
+            findings = (findings or []) + [(
                 "approvals", "", f"{subject.user_id} approved for {subject.service_id}",
                 f"user {subject.user_id!r} is not approved for service {subject.service_id!r}",
                 "request approval for this service from its owner")]

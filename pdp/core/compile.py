@@ -65,7 +65,7 @@ def compile_custom(rule: CustomRule, data: Mapping[str, Any]) -> Check:
     def check(doc: Any) -> list[Finding] | None:
         if not condition(doc):
             return None
-        return [Finding(field, display(getter(doc)), expected,
+        return [(field, display(getter(doc)), expected,
                         f"{field} violates the policy's condition",
                         f"change {field}" + (f" to {expected}" if expected else ""))]
 

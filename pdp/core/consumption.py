@@ -60,14 +60,14 @@ def _rate_findings(limit: RateLimit, counts: dict[int, int], key: str | None, no
             if window not in counts:
                 counts[window] = counters.hit(key, window, now)
             if counts[window] > ceiling:
-                findings.append(Finding(
+                findings.append((
                     f"rate.{label}", str(counts[window]), f"at most {ceiling} per {label}",
                     f"{counts[window]} requests this {label}, over the limit of {ceiling}",
                     f"wait for the next {label} or ask for a higher limit"))
     ceiling = rule.max_tokens_per_request
     raw, requested = tokens
     if ceiling is not None and raw is not None and (requested is None or requested > ceiling):
-        findings.append(Finding(
+        findings.append((
             "context.metadata.max_tokens", str(raw)[:64], f"at most {ceiling}",
             f"the request asks for {str(raw)[:64]} tokens, over the limit of {ceiling}"
             if requested is not None else "context.metadata.max_tokens is not a whole number",

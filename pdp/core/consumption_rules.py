@@ -60,7 +60,7 @@ def compile_content_filter(rule: ContentFilteringRule) -> Check:
         if max_bytes is not None:
             size = len(payload.encode("utf-8", "surrogatepass"))
             if size > max_bytes:
-                findings = [Finding(
+                findings = [(
                     "request_payload", f"{size} bytes", f"at most {max_bytes} bytes",
                     f"the payload is {size} bytes, over the {max_bytes}-byte limit",
                     "send a smaller payload")]
@@ -68,13 +68,13 @@ def compile_content_filter(rule: ContentFilteringRule) -> Check:
             lowered = payload.lower()
             hits = [term for term in terms if term in lowered]
             if hits:
-                findings = (findings or []) + [Finding(
+                findings = (findings or []) + [(
                     "request_payload", display(hits), "none of the blocked terms",
                     f"the payload contains blocked terms: {display(hits)}",
                     "remove the blocked terms from the request")]
         for pattern, search in patterns:
             if search(payload) is not None:
-                findings = (findings or []) + [Finding(
+                findings = (findings or []) + [(
                     "request_payload", f"matches {pattern}", f"no match for {pattern}",
                     "the payload matches a blocked pattern",
                     "remove the blocked content from the request")]
@@ -99,7 +99,7 @@ def compile_classification(rule: DataClassificationRule) -> Check:
         if not over:
             return None
         level = LEVELS[max(_RANK[DETECTOR_LEVELS[name]] for name in over)]
-        return [Finding("request_payload", f"{level} ({display(over)})",
+        return [("request_payload", f"{level} ({display(over)})",
                         f"at most {LEVELS[ceiling]}",
                         f"the payload contains {level} data ({display(over)}), above the "
                         f"allowed {LEVELS[ceiling]}",

@@ -22,7 +22,7 @@ from pdp.core.compile import CompiledSet, compile_policies
 from pdp.core.consumption import RateCounter, decide_consumption
 from pdp.core.document import PolicyDocument
 from pdp.core.errors import UnknownQueryError
-from pdp.core.findings import CompiledPolicy, Tally, apply_policies
+from pdp.core.findings import CompiledPolicy, Tally, apply_policies, judge
 from pdp.core.routes import match_route
 
 QUERIES: tuple[str, ...] = ("validate_service", "check_access", "validate_consumption",
@@ -54,7 +54,9 @@ class PolicySet:
         self._by_id = {policy.id: policy for policy in documents}
         self._compiled = compiled
         self._access: AccessIndex = compiled.access
-        self._second: tuple[int, str] = (-1, "")
+        # (second, its RFC 3339 text): validate_service formats a time once per second. One
+        # tuple, replaced whole, so threads never see a second paired with another's text.
+        self._second: tuple[float, str] = (-1.0, "")
         self._queries: dict[str, Callable[..., dict[str, Any]]] = {
             "validate_service": self.validate_service,
             "check_access": self.check_access,
@@ -78,16 +80,10 @@ class PolicySet:
     def _timestamp(self, now: float) -> str:
         """RFC 3339 UTC time of ``now`` to the second, formatted once per second."""
         try:
-            second = int(now)
-        except (OverflowError, ValueError, TypeError):
-            second = 0
-        cached = self._second
-        if cached[0] == second:
-            return cached[1]
-        try:
+            second = float(now // 1)
             text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        except (OverflowError, ValueError, OSError):
-            text = "1970-01-01T00:00:00Z"
+        except (OverflowError, ValueError, OSError, TypeError):
+            return "1970-01-01T00:00:00Z"  # a clock this broken is not worth caching
         self._second = (second, text)
         return text
 
@@ -95,26 +91,33 @@ class PolicySet:
                          counters: RateCounter | None = None,
                          explain: bool = False) -> dict[str, Any]:
         """Check a service listing against the listing policies (§5 ValidateServiceResponse)."""
-        doc = _as_object(input)
-        tally = Tally(explain)
-        apply_policies(self._compiled.service, doc, doc, tally)
+        doc = input if type(input) is dict else _as_object(input)
+        tally: Tally | None
+        if explain:
+            tally = Tally(explain=True)
+            apply_policies(self._compiled.service, doc, doc, tally)
+        else:
+            tally = judge(self._compiled.service, doc, doc)
+        cached = self._second
         evaluated = self._compiled.service_counted
+        failed = tally.failed if tally else 0
         revision = self.revision
-        return tally.finish({
-            "compliant": not tally.violations,
-            "violations": tally.violations,
-            "warnings": tally.warnings,
+        answer = {
+            "compliant": not tally or not tally.violations,
+            "violations": tally.violations if tally else [],
+            "warnings": tally.warnings if tally else [],
             "policy_version": revision,
-            "validated_at": self._timestamp(now),
+            "validated_at": cached[1] if cached[0] == now // 1 else self._timestamp(now),
             "metadata": {
                 "policies_evaluated": evaluated,
-                "policies_passed": evaluated - tally.failed,
-                "policies_failed": tally.failed,
+                "policies_passed": evaluated - failed,
+                "policies_failed": failed,
                 "validation_duration_ms": 0,
             },
             "decision_id": decision_id,
             "bundle_revision": revision,
-        })
+        }
+        return tally.finish(answer) if tally else answer
 
     def check_access(self, input: Mapping[str, Any], *, now: float, decision_id: str,
                      counters: RateCounter | None = None,

@@ -37,15 +37,16 @@ def _blocked(blocked: frozenset[str]) -> Check:
     expected = "none of " + display(sorted(blocked))
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
-        raw = _compliance(doc).get("data_residency")
+        compliance = doc.get("compliance")  # inline rather than _compliance(): a hot path
+        raw = compliance.get("data_residency") if type(compliance) is dict else None
         if type(raw) is not list:
             return None
         for code in raw:
             if type(code) is str and code.upper() in blocked:
-                hits = display([c for c in _codes(raw) if c in blocked])
-                return [Finding(RESIDENCY, hits, expected,
-                                f"data is kept in blocked locations: {hits}",
-                                "remove the blocked locations from data_residency")]
+                hits = ", ".join([c.upper() for c in raw
+                                  if type(c) is str and c.upper() in blocked])
+                return [(RESIDENCY, hits, expected, "data is kept in blocked locations: " + hits,
+                         "remove the blocked locations from data_residency")]
         return None
 
     return check
@@ -59,7 +60,7 @@ def _allowed(allowed: frozenset[str]) -> Check:
                    if code not in allowed]
         if not outside:
             return None
-        return [Finding(RESIDENCY, display(outside), expected,
+        return [(RESIDENCY, display(outside), expected,
                         f"data is kept outside the allowed locations: {display(outside)}",
                         "keep data only in: " + display(sorted(allowed)))]
 
@@ -70,7 +71,9 @@ def _minimum_locations(minimum: int, *, required: bool) -> Check:
     """``minimum_locations`` (and ``require_specification``, which is a minimum of one)."""
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
-        raw = _compliance(doc).get("data_residency", MISSING)
+        compliance = doc.get("compliance")
+        raw = (compliance.get("data_residency", MISSING) if type(compliance) is dict
+               else MISSING)
         if type(raw) is list and len(raw) >= minimum:
             if minimum == 1:
                 for code in raw:
@@ -80,10 +83,10 @@ def _minimum_locations(minimum: int, *, required: bool) -> Check:
                 return None
         count = len(set(_codes(raw)))
         if required:
-            return [Finding(RESIDENCY, display(raw), "at least one location",
+            return [(RESIDENCY, display(raw), "at least one location",
                             "the service does not specify where it keeps data",
                             "list the service's data locations in compliance.data_residency")]
-        return [Finding(RESIDENCY, display(raw), f"at least {minimum} location(s)",
+        return [(RESIDENCY, display(raw), f"at least {minimum} location(s)",
                         f"the service names {count} data location(s), fewer than {minimum}",
                         f"list at least {minimum} data location(s) in compliance.data_residency")]
 
@@ -120,7 +123,7 @@ def _certifications(required: tuple[str, ...]) -> Check:
                 if type(name) is str and (name in wanted
                                           or normalise_certification(name) in wanted):
                     return None
-        return [Finding("compliance.certifications", display(held), expected,
+        return [("compliance.certifications", display(held), expected,
                         "the service holds none of the required certifications: "
                         + display(required),
                         f"obtain one of {display(required)} and list it in certifications")]
@@ -133,7 +136,7 @@ def _flag(name: str, label: str) -> Check:
         value = _compliance(doc).get(name, MISSING)
         if value is True:
             return None
-        return [Finding(f"compliance.{name}", display(value), "true",
+        return [(f"compliance.{name}", display(value), "true",
                         f"the service is not declared {label} compliant",
                         f"achieve {label} compliance and set compliance.{name} to true")]
 
@@ -144,7 +147,8 @@ def _scoped(minimum: int, inner: Check) -> Check:
     """Apply ``inner`` only to services at or above a compliance level."""
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
-        level = _compliance(doc).get("level")
+        compliance = doc.get("compliance")
+        level = compliance.get("level") if type(compliance) is dict else None
         if type(level) is not str:
             return None
         rank = _RANK.get(level)

@@ -22,10 +22,11 @@ def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _https(doc: dict[str, Any]) -> list[Finding] | None:
-    url = _section(doc, "endpoint").get("url", MISSING)
+    endpoint = doc.get("endpoint")  # inline rather than _section(): a hot path
+    url = endpoint.get("url", MISSING) if type(endpoint) is dict else MISSING
     if type(url) is str and url[:8].lower() == "https://":
         return None
-    return [Finding("endpoint.url", display(url), "https://…",
+    return [("endpoint.url", display(url), "https://…",
                     "the service endpoint does not use HTTPS",
                     "serve the endpoint over HTTPS (an https:// URL)")]
 
@@ -34,7 +35,7 @@ def _authentication(doc: dict[str, Any]) -> list[Finding] | None:
     kind = _section(doc, "endpoint").get("authentication", MISSING)
     if type(kind) is str and kind.strip().lower() not in ("", "none"):
         return None
-    return [Finding("endpoint.authentication", display(kind), "an authentication method",
+    return [("endpoint.authentication", display(kind), "an authentication method",
                     "the service endpoint requires no authentication",
                     "require authentication on the endpoint")]
 
@@ -46,7 +47,7 @@ def _authentication_types(allowed: frozenset[str]) -> Check:
         kind = _section(doc, "endpoint").get("authentication")
         if type(kind) is not str or not kind.strip() or kind.strip().lower() in allowed:
             return None  # absence is require_authentication's business
-        return [Finding("endpoint.authentication", display(kind), expected,
+        return [("endpoint.authentication", display(kind), expected,
                         f"authentication type {kind!r} is not allowed",
                         "use one of: " + display(sorted(allowed)))]
 
@@ -60,7 +61,7 @@ def _encryption(name: str) -> Check:
         value = _section(doc, "security").get(name, MISSING)
         if value is True:
             return None
-        return [Finding(f"security.{name}", display(value), "true",
+        return [(f"security.{name}", display(value), "true",
                         f"the service does not declare {words}",
                         f"enable {words} and set security.{name} to true")]
 
@@ -91,7 +92,7 @@ def _minimum_tls(minimum: int) -> Check:
         number = tls_number(version)
         if number is not None and number >= minimum:
             return None
-        return [Finding("security.tls_version", display(version), f"TLS {wanted} or newer",
+        return [("security.tls_version", display(version), f"TLS {wanted} or newer",
                         f"the service does not declare TLS {wanted} or newer",
                         f"support TLS {wanted}+ and set security.tls_version")]
 
@@ -134,7 +135,7 @@ def _rate_ceiling(ceiling: float, unit: str) -> Check:
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
         findings = [
-            Finding(f"pricing.rates.{index}.rate", display(price),
+            (f"pricing.rates.{index}.rate", display(price),
                     f"at most {display(ceiling)} per {unit}",
                     f"tier {display(rate.get('tier'))!r} charges {display(price)} per {unit}, "
                     f"above {display(ceiling)}", f"lower the per-{unit} rate")
@@ -156,7 +157,7 @@ def _free_tier(doc: dict[str, Any]) -> list[Finding] | None:
     rates = _rates(doc)
     if any(_is_free(rate) for _, rate in rates):
         return None
-    return [Finding("pricing.rates", display([rate.get("tier") for _, rate in rates]),
+    return [("pricing.rates", display([rate.get("tier") for _, rate in rates]),
                     "a free tier", "the service offers no free tier",
                     "add a tier named 'free' or a rate of 0")]
 
@@ -167,7 +168,9 @@ def _enterprise_sla(minimum: float) -> Check:
     remediation = f"raise sla.availability to {display(minimum)} or offer a lower support level"
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
-        sla = _section(doc, "sla")
+        sla = doc.get("sla")
+        if type(sla) is not dict:
+            return None
         support = sla.get("support_level")
         if type(support) is not str or (support != "enterprise"
                                         and support.strip().lower() != "enterprise"):
@@ -175,7 +178,7 @@ def _enterprise_sla(minimum: float) -> Check:
         availability = sla.get("availability", MISSING)
         if type(availability) in (int, float) and availability >= minimum:
             return None
-        return [Finding("sla.availability", display(availability), expected, message,
+        return [("sla.availability", display(availability), expected, message,
                         remediation)]
 
     return check
