@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from pdp.control.auth import Principal
+from pdp.control.draft import policy_spec
 from pdp.control.errors import RequestError
 from pdp.control.http_json import json_response, read_json, read_json_object
 from pdp.control.listing import parse_policy_query
@@ -103,8 +104,7 @@ async def validate_policy(request: web.Request) -> web.Response:
     """``POST /v1/policies/validate``: 200 with the normalised document, or 400 with the errors."""
     body = await read_json(request, limit=body_limit(request))
     document = await request.app[PLANE].draft.validate_policy(principal(request), body)
-    return json_response({"valid": True,
-                          "policy": document.model_dump(mode="json", exclude_none=True)})
+    return json_response({"valid": True, "policy": policy_spec(document)})
 
 
 def _kind(request: web.Request) -> str:

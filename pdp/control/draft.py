@@ -44,11 +44,12 @@ def policy_spec(document: PolicyDocument) -> dict[str, Any]:
 
 def validate_policy(raw: object, *, data: dict[str, Any]) -> PolicyDocument:
     """Parse and compile one policy; RequestError naming each bad field if it is invalid."""
+    policy_id = raw.get("id") if isinstance(raw, dict) else None
     try:
-        document = parse_policy(raw, source="policy")
+        document = parse_policy(raw, source=f"policy {policy_id!r}" if policy_id else "policy")
         compile_policy_set([document], data, revision="validate")
     except PolicyValidationError as exc:
-        raise RequestError(f"invalid policy: {exc}", exc.errors) from None
+        raise RequestError(f"invalid {exc}", exc.errors) from None
     return document
 
 
