@@ -25,7 +25,11 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
         name for name in committed.keys() | regenerated.keys()
         if committed.get(name) != regenerated.get(name)
     )
-    assert not stale, f"pdp/_proto is out of date; run `make proto`. Differs: {stale}"
+    recorded = (_protogen.DEFAULT_OUT / "__init__.py").read_text().strip()
+    assert not stale, (
+        f"pdp/_proto is out of date; run `make proto`. Differs: {stale}. "
+        f"Committed code says {recorded}; installed: {_protogen.generated_header().strip()}"
+    )
 
 
 def test_every_proto_source_is_compiled() -> None:
