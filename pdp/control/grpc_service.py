@@ -70,7 +70,7 @@ class ControlPolicyEngineServicer:
         latest = self._plane.feed.latest
         if latest is None:
             raise NotPublishedError("no bundle has been published yet; decisions need one")
-        policy_set = self._plane.publisher.policy_set(latest)
+        policy_set = await self._plane.publisher.policy_set(latest)
         explain = bool(getattr(request, "explain", False))
         return policy_set.evaluate(query, parsed, now=self._plane.clock(),
                                    decision_id=str(uuid.uuid4()), explain=explain)

@@ -84,6 +84,7 @@ class Publisher:
         self._bundle_dir = bundle_dir
         self.bundles = BundleStore(pool)
         self._compiled: tuple[str, PolicySet] | None = None
+        self._compile_lock = asyncio.Lock()
 
     async def publish(self, actor: Principal, *, notes: str = "") -> BundleRecord:
         """Publish the current draft as the next sequence."""
@@ -147,14 +148,20 @@ class Publisher:
                 f"{from_sequence}/{name}", f"{to_sequence}/{name}")) for name in changed},
         }
 
-    def policy_set(self, record: BundleRecord) -> PolicySet:
-        """The compiled policy set of a published bundle (cached for the latest one asked for)."""
-        cached = self._compiled
-        if cached is not None and cached[0] == record.sha256:
-            return cached[1]
-        loaded = load_bundle(record.content, self._keyring, now=self._clock())
-        self._compiled = (record.sha256, loaded.policy_set)
-        return loaded.policy_set
+    async def policy_set(self, record: BundleRecord) -> PolicySet:
+        """The compiled policy set of a published bundle (cached for the latest one asked for).
+
+        Loading runs in a worker thread, once per bundle: a large bundle takes long enough to
+        compile that doing it on the event loop would stall every other request.
+        """
+        async with self._compile_lock:
+            cached = self._compiled
+            if cached is not None and cached[0] == record.sha256:
+                return cached[1]
+            loaded = await asyncio.to_thread(load_bundle, record.content, self._keyring,
+                                             now=self._clock())
+            self._compiled = (record.sha256, loaded.policy_set)
+            return loaded.policy_set
 
     def _manifest(self, sequence: int, metadata: dict[str, Any]) -> Manifest:
         return Manifest(revision=str(sequence), sequence=sequence, roots=DEFAULT_ROOTS,
