@@ -23,6 +23,7 @@ from pdp.core.document import (
     DataClassificationPolicy,
     PolicyDocument,
     RateLimitingPolicy,
+    condition_errors,
 )
 from pdp.core.errors import FieldError, PolicyValidationError
 from pdp.core.findings import Check, CompiledPolicy, Finding, display
@@ -95,6 +96,9 @@ def compile_policies(documents: tuple[PolicyDocument, ...],
             raise PolicyValidationError(f"policy {document.id}", [
                 FieldError("id", f"duplicate policy id {document.id!r}")])
         seen.add(document.id)
+        errors = condition_errors(document)  # documents built without parse_policy
+        if errors:
+            raise PolicyValidationError(f"policy {document.id}", errors)
     access_data = parse_data(data)
     groups: dict[str, list[CompiledPolicy]] = {
         "service": [], "access": [], "access_custom": [], "consumption_custom": [],

@@ -27,6 +27,7 @@ from pydantic import (
 
 from pdp.core.conditions import Condition
 from pdp.core.errors import FieldError, PolicyValidationError
+from pdp.core.field_types import QUERY_OF_TYPE, condition_type_errors
 from pdp.core.rules import (
     AccessControlRule,
     ComplianceRule,
@@ -159,9 +160,26 @@ _POLICY_ADAPTER: TypeAdapter[PolicyDocument] = TypeAdapter(AnyPolicy)
 def parse_policy(raw: object, *, source: str = "<policy>") -> PolicyDocument:
     """Validate a policy document (a dict from JSON/YAML) or raise ``PolicyValidationError``."""
     try:
-        return _POLICY_ADAPTER.validate_python(raw)
+        document = _POLICY_ADAPTER.validate_python(raw)
     except ValidationError as exc:
         raise PolicyValidationError(source, field_errors(exc, tags=POLICY_TYPES)) from None
+    errors = condition_errors(document)
+    if errors:
+        raise PolicyValidationError(source, errors)
+    return document
+
+
+def condition_errors(document: PolicyDocument) -> list[FieldError]:
+    """Type errors of the document's conditions on input fields of a known type."""
+    query: str
+    if isinstance(document, CustomPolicy):
+        query = document.rule.query
+        errors = condition_type_errors(document.rule.violation_if, query, "rule.violation_if")
+    else:
+        query, errors = QUERY_OF_TYPE[document.type], []
+    if document.when is not None:
+        errors = condition_type_errors(document.when, query, "when") + errors
+    return errors
 
 
 _FRIENDLY = {

@@ -205,3 +205,47 @@ def test_a_type_mismatch_with_input_data_is_false_not_an_error() -> None:
     """Where the type is only known at run time, a mismatch is a false comparison."""
     assert not leaf("gt", 5, "not a number")
     assert not leaf("starts_with", "x", {"an": "object"})
+
+
+@pytest.mark.parametrize(("type", "rule", "condition", "path"), [
+    ("security", {"require_https": True},
+     {"field": "sla.availability", "op": "starts_with", "value": "9"}, "when.op"),
+    ("security", {"require_https": True},
+     {"field": "environment", "op": "gt", "value": 3}, "when.op"),
+    ("security", {"require_https": True},
+     {"all": [{"field": "environment", "op": "exists"},
+              {"field": "compliance.data_residency", "op": "eq", "value": "US"}]},
+     "when.all.1.op"),
+    ("security", {"require_https": True},
+     {"not": {"field": "compliance.gdpr_compliant", "op": "in", "value": ["yes"]}},
+     "when.not.op"),
+    ("access_control", {"require_approval": True},
+     {"field": "user.roles", "op": "matches", "value": "admin"}, "when.op"),
+    ("content_filtering", {"max_payload_bytes": 10},
+     {"field": "request_payload", "op": "gte", "value": 5}, "when.op"),
+])
+def test_a_type_mismatch_on_a_known_field_is_a_compile_time_error(
+        type: str, rule: dict[str, Any], condition: dict[str, Any], path: str) -> None:
+    """Where the input field's type is known, an impossible comparison is rejected."""
+    with pytest.raises(PolicyValidationError) as caught:
+        parse_policy(policy(type, rule, when=condition))
+    (error,) = caught.value.errors
+    assert error.path == path
+    assert "input" in error.message
+
+
+def test_a_custom_condition_is_checked_against_its_query() -> None:
+    """A custom rule's violation_if is typed against the input of its own query."""
+    rule = {"violation_if": {"field": "user_id", "op": "gt", "value": 1}, "field": "user_id"}
+    with pytest.raises(PolicyValidationError) as caught:
+        parse_policy(policy("custom", {**rule, "query": "check_access"}))
+    assert caught.value.errors[0].path == "rule.violation_if.op"
+    parse_policy(policy("custom", rule))  # user_id is not a listing field: type unknown
+
+
+def test_fields_of_unknown_type_are_not_checked() -> None:
+    """context, data and attribute fields are only known at run time, so they pass."""
+    parse_policy(policy("access_control", {"require_approval": True}, when={"all": [
+        {"field": "context.ip_address", "op": "gt", "value": 3},
+        {"field": "user.attributes.tenant", "op": "matches", "value": "^a"},
+        {"field": "data.flags.x", "op": "starts_with", "value": "y"}]}))

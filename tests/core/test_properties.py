@@ -93,9 +93,8 @@ EVERY_TYPE = compile_set(
     policy("content_filtering", {"blocked_terms": ["drop"], "blocked_patterns": ["(a+)+$"],
                                  "max_payload_bytes": 40}),
     policy("data_classification", {"max_level": "internal"}, enforcement="dryrun"),
-    *[policy("custom", {"violation_if": {"field": "compliance.level", "op": op,
-                                         "value": value},
-                        "field": "compliance.level", "query": query},
+    *[policy("custom", {"violation_if": {"field": "tags.tier", "op": op, "value": value},
+                        "field": "tags.tier", "query": query},
              id=f"custom-{op.replace('_', '-')}-{query.replace('_', '-')}",
              when={"not": {"field": "environment", "op": "exists"}})
       for op, value in [("eq", "x"), ("ne", 1), ("in", ["a", 1]), ("not_in", ["b"]),
