@@ -34,13 +34,15 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "control",
         help="run the control plane (PostgreSQL, admin API, bundle server)",
-        description="Run a control-plane replica. Options not given as flags are read from "
-                    "PDP_<OPTION> environment variables (e.g. PDP_DATABASE_URL).",
+        description="Run a control-plane replica. Options come from --config FILE (YAML), then "
+                    "PDP_<OPTION> environment variables (e.g. PDP_DATABASE_URL), then flags.",
     )
     parser.add_argument("--database-url", dest="database_url", metavar="DSN",
                         help="PostgreSQL DSN (default: $PDP_DATABASE_URL)")
     for flag, dest, kind, text in _SERVER_FLAGS:
         parser.add_argument(flag, dest=dest, type=kind, help=text)
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="YAML file of options (keys are option names with underscores)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                         default="info", help="least severe log level written (default info)")
     parser.set_defaults(func=run_control)
@@ -76,8 +78,8 @@ def run_control(args: argparse.Namespace) -> int:
     flags = {dest: getattr(args, dest) for _, dest, _, _ in _SERVER_FLAGS}
     flags["database_url"] = args.database_url
     try:
-        seed_dir = _seed_dir(flags.pop("seed_dir"))
-        settings = load_control_settings(flags)
+        settings = load_control_settings(flags, args.config)
+        seed_dir = _seed_dir(settings.seed_dir)
     except ConfigurationError as exc:
         print(f"pdp control: {exc}", file=sys.stderr)
         return EXIT_USAGE

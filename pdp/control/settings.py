@@ -6,8 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from pdp.control.errors import ConfigurationError
 from pdp.sidecar.settings import ListenAddress, parse_listen_address
@@ -16,8 +22,8 @@ ONE_MIB = 1024 * 1024
 
 
 class ControlSettings(BaseSettings):
-    """Options of the control-plane process; environment variables ``PDP_*`` fill in what flags
-    leave out, and the field descriptions are the `--help` text."""
+    """Options of the control-plane process: a YAML file, then ``PDP_*`` environment variables,
+    then flags (see :func:`load_control_settings`); the field descriptions are the `--help` text."""
 
     model_config = SettingsConfigDict(env_prefix="PDP_", extra="forbid", frozen=True)
 
@@ -52,6 +58,18 @@ class ControlSettings(BaseSettings):
         parse_listen_address(value)
         return value
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_control_settings layers file, environment and flags itself; the model validates.
+        return (init_settings,)
+
     @property
     def http_listen(self) -> ListenAddress:
         """The HTTP listen address."""
@@ -63,11 +81,32 @@ class ControlSettings(BaseSettings):
         return parse_listen_address(self.grpc_addr)
 
 
-def load_control_settings(flags: Mapping[str, Any]) -> ControlSettings:
-    """Settings from command-line flags (None means "not given") over ``PDP_*`` variables."""
-    given = {name: value for name, value in flags.items() if value is not None}
+def _read_config_file(path: Path) -> dict[str, Any]:
     try:
-        return ControlSettings(**given)
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"config file {path} must map option names to values")
+    unknown = sorted(str(key) for key in raw if key not in ControlSettings.model_fields)
+    if unknown:
+        raise ConfigurationError(f"config file {path}: unknown option(s): {', '.join(unknown)}")
+    return {str(key): value for key, value in raw.items()}
+
+
+def load_control_settings(flags: Mapping[str, Any],
+                          config_file: Path | None = None) -> ControlSettings:
+    """Settings from `config_file` (YAML), then ``PDP_*`` variables, then flags (None = not given);
+    a later layer wins. ConfigurationError names each bad option."""
+    layered = _read_config_file(config_file) if config_file is not None else {}
+    layered.update(EnvSettingsSource(ControlSettings)())
+    layered.update({name: value for name, value in flags.items() if value is not None})
+    try:
+        return ControlSettings(**layered)
     except ValidationError as exc:
         problems = "; ".join(
             f"--{'.'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"

@@ -1,0 +1,46 @@
+"""`pdp control` options: a YAML file, then PDP_* variables, then flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pdp.control.errors import ConfigurationError
+from pdp.control.settings import load_control_settings
+
+REQUIRED = {"database_url": "postgresql://db/x", "signing_key": "k.key", "key_id": "k"}
+
+
+def test_flags_beat_environment_beats_the_file(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each layer overrides the one before it, option by option."""
+    config = tmp_path / "control.yaml"
+    config.write_text("http_addr: 127.0.0.1:1001\ngrpc_addr: 127.0.0.1:1002\n"
+                      "max_wait_seconds: 5\n")
+    monkeypatch.setenv("PDP_GRPC_ADDR", "127.0.0.1:2002")
+    monkeypatch.setenv("PDP_MAX_WAIT_SECONDS", "7")
+    settings = load_control_settings({**REQUIRED, "max_wait_seconds": 9.0}, config)
+    assert settings.http_addr == "127.0.0.1:1001"
+    assert settings.grpc_addr == "127.0.0.1:2002"
+    assert settings.max_wait_seconds == 9.0
+
+
+def test_an_unknown_option_in_the_file_is_named(tmp_path: Path) -> None:
+    """Typos in the file are refused, not ignored."""
+    config = tmp_path / "control.yaml"
+    config.write_text("htp_addr: 127.0.0.1:1\n")
+    with pytest.raises(ConfigurationError, match="htp_addr"):
+        load_control_settings(REQUIRED, config)
+
+
+def test_a_missing_required_option_is_named_as_a_flag() -> None:
+    """The message says which flag to add."""
+    with pytest.raises(ConfigurationError, match="--signing-key"):
+        load_control_settings({"database_url": "postgresql://db/x", "key_id": "k"})
+
+
+def test_a_bad_address_is_refused() -> None:
+    """Listen addresses are HOST:PORT."""
+    with pytest.raises(ConfigurationError, match="--http-addr"):
+        load_control_settings({**REQUIRED, "http_addr": "everywhere"})
