@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic import model_validator as _model_validator
 
 from pdp.core.paths import MISSING, Getter, make_getter, split_path
-from pdp.core.patterns import compile_re2
+from pdp.core.patterns import compile_re2, matcher
 
 Operator = Literal[
     "eq", "ne", "in", "not_in", "contains", "contains_any", "contains_all", "gt", "gte", "lt",
@@ -205,8 +205,8 @@ def _test_for(op: str, value: Any) -> Callable[[Any], bool]:
     if op == "ends_with":
         return lambda x: type(x) is str and x.endswith(value)
     if op == "matches":
-        search = compile_re2(value).search
-        return lambda x: type(x) is str and search(x) is not None
+        matches = matcher(value)
+        return lambda x: type(x) is str and matches(x)
     if op == "cidr_contains":
         return _cidr_test(_networks(value))
     raise AssertionError(f"operator {op!r} passed validation but has no implementation")

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from pdp.core.detectors import DETECTOR_LEVELS, Detectors
 from pdp.core.findings import Check, CompiledPolicy, Finding, display
-from pdp.core.patterns import compile_re2
+from pdp.core.patterns import matcher, utf8_safe
 from pdp.core.rules import (
     LEVELS,
     ContentFilteringRule,
@@ -36,7 +36,7 @@ class PayloadScan:
     __slots__ = ("_found", "detectors", "payload", "service_level")
 
     def __init__(self, payload: str, service_level: str | None, detectors: Detectors) -> None:
-        self.payload = payload
+        self.payload = utf8_safe(payload)
         self.service_level = service_level
         self.detectors = detectors
         self._found: dict[str, bool] = {}
@@ -52,7 +52,7 @@ class PayloadScan:
 def compile_content_filter(rule: ContentFilteringRule) -> Check:
     """Blocked terms (case-insensitive), blocked RE2 patterns, a payload size ceiling."""
     terms = tuple(dict.fromkeys(term.lower() for term in rule.blocked_terms))
-    patterns = tuple((pattern, compile_re2(pattern).search) for pattern in rule.blocked_patterns)
+    patterns = tuple((pattern, matcher(pattern)) for pattern in rule.blocked_patterns)
     max_bytes = rule.max_payload_bytes
 
     def check(payload: str) -> list[Finding] | None:
@@ -72,8 +72,8 @@ def compile_content_filter(rule: ContentFilteringRule) -> Check:
                     "request_payload", display(hits), "none of the blocked terms",
                     f"the payload contains blocked terms: {display(hits)}",
                     "remove the blocked terms from the request")]
-        for pattern, search in patterns:
-            if search(payload) is not None:
+        for pattern, matches in patterns:
+            if matches(payload):
                 findings = (findings or []) + [(
                     "request_payload", f"matches {pattern}", f"no match for {pattern}",
                     "the payload matches a blocked pattern",

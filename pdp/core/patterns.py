@@ -6,6 +6,7 @@ Admin-supplied regular expressions never run on Python's backtracking ``re``: a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import re2
@@ -28,3 +29,25 @@ def compile_re2(pattern: str, *, ignore_case: bool = False) -> Any:
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         raise ValueError(f"invalid RE2 pattern {pattern!r}: {reason}") from None
+
+
+def utf8_safe(text: str) -> str:
+    """``text``, with lone surrogates (valid in JSON, not in UTF-8) replaced so RE2 can read it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def matcher(pattern: str, *, ignore_case: bool = False) -> Callable[[str], bool]:
+    """A linear-time "does ``pattern`` occur in the text" test that never raises on odd text."""
+    search = compile_re2(pattern, ignore_case=ignore_case).search
+
+    def matches(text: str) -> bool:
+        try:
+            return search(text) is not None
+        except UnicodeEncodeError:
+            return search(utf8_safe(text)) is not None
+
+    return matches

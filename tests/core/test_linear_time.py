@@ -50,3 +50,16 @@ def test_conditions_use_the_same_engine() -> None:
     decision = decide(policy_set, "validate_service", {"description": "a" * 100_000 + "!"})
     assert time.perf_counter() - started < 1.0
     assert decision["compliant"] is True
+
+
+def test_text_that_is_not_valid_utf8_is_still_matched() -> None:
+    """A lone surrogate (legal in JSON) neither crashes nor hides a blocked pattern."""
+    policy_set = compile_set(policy("content_filtering", {"blocked_patterns": ["forbidden"]}),
+                             policy("data_classification", {"detect": ["email"],
+                                                            "max_level": "public"}))
+    request = {"consumer_id": "carl", "service_id": "svc-public",
+               "request_payload": "\ud800 forbidden a@b.io"}
+    decision = decide(policy_set, "validate_consumption", request)
+    assert {v["policy_id"] for v in decision["violations"]} == {"p-content-filtering",
+                                                                "p-data-classification"}
+    assert "internal error" not in str(decision)
