@@ -164,8 +164,12 @@ def measure_load(bundle: Path, keys: Path, runs: int) -> dict[str, float]:
         if out.returncode != 0:
             raise RuntimeError(f"the loading child failed:\n{out.stderr}")
         results.append(json.loads(out.stdout))
-    return {key: statistics.median(r[key] for r in results)
-            for key in ("read_s", "load_s", "rss_added_mib", "policies")}
+    figures = {key: statistics.median(r[key] for r in results)
+               for key in ("read_s", "load_s", "rss_added_mib", "policies")}
+    # The best run is what the code costs; the median adds what a shared machine costs.
+    figures["load_best_s"] = min(r["load_s"] for r in results)
+    figures["read_best_s"] = min(r["read_s"] for r in results)
+    return figures
 
 
 def main() -> int:
@@ -184,7 +188,7 @@ def main() -> int:
         (workdir / "keys").mkdir()
         (workdir / "keys" / "bench.pem").write_bytes(public_pem(key))
         builds = {n: measure_build(n, signer, workdir, args.runs) for n in (1_000, 10_000)}
-        load = measure_load(workdir / "bundle-10000.tar.gz", workdir / "keys", args.runs)
+        load = measure_load(workdir / "bundle-10000.tar.gz", workdir / "keys", args.runs + 2)
     print(f"# Bundle benchmark\n\n{machine_summary()}; median of {args.runs} runs.\n")
     rows = [
         [f"{n:,}", f"{b['read'] * 1000:.0f} ms", f"{b['build'] * 1000:.0f} ms",
@@ -199,10 +203,12 @@ def main() -> int:
     print(render_table(
         ["10,000 policies", "figure", "target"],
         [
-            ["baseline: inflate + untar only", f"{load['read_s'] * 1000:.0f} ms", ""],
-            ["load_bundle: verify + compile + tests", f"{load['load_s'] * 1000:.0f} ms",
-             f"<= {TARGET_LOAD_S * 1000:.0f} ms ({verdict})"],
-            ["load / baseline", f"{load['load_s'] / load['read_s']:.1f}x", ""],
+            ["baseline: inflate + untar only (median / best)",
+             f"{load['read_s'] * 1000:.0f} / {load['read_best_s'] * 1000:.0f} ms", ""],
+            ["load_bundle: verify + compile + tests (median / best)",
+             f"{load['load_s'] * 1000:.0f} / {load['load_best_s'] * 1000:.0f} ms",
+             f"<= {TARGET_LOAD_S * 1000:.0f} ms ({verdict}, median)"],
+            ["load / baseline (medians)", f"{load['load_s'] / load['read_s']:.1f}x", ""],
             ["RSS added by the loaded bundle", f"{load['rss_added_mib']:.1f} MiB",
              f"<= {TARGET_RSS_MIB:.0f} MiB ({rss_verdict})"],
         ],
