@@ -1,6 +1,8 @@
 """The one place where exceptions become HTTP answers.
 
-Every error answer is a JSON object ``{"code": str, "message": str}`` (OPA's error shape), plus
+:func:`response_for` is called by the app's one middleware (``pdp.sidecar.http_app``) for any
+exception a handler raises, aiohttp's own ``HTTPException`` answers included. Every error answer
+is a JSON object ``{"code": str, "message": str}`` (OPA's error shape), plus
 ``"errors": [{"field", "message"}]`` when the input failed the schema. An unexpected exception is
 logged with its traceback and answered with a bare 500 that carries no internals.
 """
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,9 +20,6 @@ from pdp.runtime.errors import NotReadyError
 from pdp.sidecar.errors import BodyTooLargeError, RequestError
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     """The JSON body of an error answer."""
@@ -71,16 +69,3 @@ def _code_for_status(status: int) -> str:
     if status == 413:
         return BodyTooLargeError.code
     return "invalid_request" if status < 500 else "internal_error"
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn any exception escaping a handler into its mapped JSON answer."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return response_for(exc)
-    except Exception as exc:
-        return response_for(exc)
