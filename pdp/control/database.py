@@ -12,13 +12,17 @@ import asyncpg
 from pdp.control.errors import StoreUnavailableError
 from pdp.control.migrations import apply_migrations
 
-# The exceptions that mean "the database is not there", as opposed to a bad statement.
+# The exceptions that mean "the database is not there", as opposed to a bad statement: it cannot
+# be reached, the connection broke, or the server is shutting down or restarting.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    # A connection cut mid-protocol can also surface as asyncpg's own state error.
+    asyncpg.exceptions.InternalClientError,
 )
 
 

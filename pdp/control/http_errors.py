@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pdp.control.database import CONNECTION_ERRORS
 from pdp.control.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -69,6 +70,10 @@ def response_for(exc: BaseException) -> web.Response:
                 if isinstance(exc, PublishRefusedError):
                     extra["reason"] = exc.reason
                 return json_error(status, code, str(exc), **extra)
+    if isinstance(exc, CONNECTION_ERRORS):
+        # The pool replaces a broken connection; the client's retry gets a fresh one.
+        log.warning("PostgreSQL unavailable while serving a request: %s", exc)
+        return json_error(503, "store_unavailable", f"the database is unavailable: {exc}")
     if isinstance(exc, web.HTTPException):
         # aiohttp's own refusals (unknown route, wrong method, body too large) keep their status
         # and gain a JSON body like every other error.

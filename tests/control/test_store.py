@@ -74,3 +74,26 @@ async def test_a_lost_listen_connection_delays_an_update_by_seconds_not_forever(
         assert time.monotonic() - started < 5.0, "the feed never saw the publish"
         await asyncio.sleep(0.05)
     assert plane.feed.listening, "the LISTEN connection was not re-established"
+
+
+async def test_the_api_recovers_when_database_connections_are_cut(
+        plane: ControlPlane, client: TestClient, tokens: dict[Role, str],
+        database_url: str) -> None:
+    """After every connection is killed (as in a restart), requests get 503 at worst, then 200."""
+    from control_support import bearer
+
+    headers = bearer(tokens[Role.VIEWER])
+    # Several requests at once leave several open connections in the pool to be cut.
+    await asyncio.gather(*(client.get("/v1/policies", headers=headers) for _ in range(6)))
+    assert plane.pool.get_size() > 1
+    killer = await asyncpg.connect(database_url)
+    try:
+        cut = await killer.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    finally:
+        await killer.close()
+    statuses = [(await client.get("/v1/policies", headers=headers)).status for _ in range(15)]
+    assert cut > 1
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[-3:] == [200, 200, 200], statuses
