@@ -4,17 +4,40 @@ Roles come only from bundle data. ``AccessIndex`` precomputes, for every user, t
 roles grant (exact names, ``prefix.*`` wildcards and ``*``), so a decision is a dict lookup and a
 set membership test. ``access_control`` policies then see an ``AccessSubject`` (who, what, from
 where, approved or not); their ``when`` sees the input enriched with ``user`` and ``service``.
+
+Bundle data is validated once, at compile time (``parse_data``): only the keys the access model
+reads (``roles``, ``users``, ``services``, ``approvals``, ``routes``); anything else in
+``data.json`` is free-form, for conditions reading ``data.<path>``. A user naming a role that
+``roles`` lacks is an error: a typo would otherwise silently grant nothing.
+
+``authorize_http`` (ext_authz) matches a request against ``data.routes``: templates such as
+``/v1/services/{service_id}/consume`` grouped by segment count and tried in data order; the path
+is matched as received (no percent-decoding, so ``%2F`` never becomes a separator), the query
+string is ignored, and the user is ``user_id`` or, failing that, the ``x-user-id`` header (set by
+the proxy after authentication).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, NamedTuple
 
-from pdp.core.data import AccessData
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from pdp.core.document import field_errors
+from pdp.core.errors import FieldError, PolicyValidationError
 from pdp.core.findings import Check, CompiledPolicy, Finding, Tally, apply_policies, display
-from pdp.core.rules import AccessControlRule
+from pdp.core.rules import AccessControlRule, Level
 
 ANY_SERVICE = "*"  # in data.approvals: the user is approved for every service
 
@@ -187,3 +210,160 @@ def _denial(grant: Grant | None, user_id: str, required: str, granted: bool,
         return (f"denied: user {user_id!r} (roles: {roles}) lacks {required}; grant it a role "
                 f"with {required} or {required.split('.', 1)[0]}.*")
     return denial_by_policy(violations)
+
+
+Name = Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
+HttpMethod = Annotated[StrictStr, StringConstraints(pattern=r"^(\*|[A-Za-z]{1,16})$")]
+RoutePath = Annotated[StrictStr, StringConstraints(pattern=r"^/[^\s?#]*$", max_length=2048)]
+
+
+class UserRecord(BaseModel):
+    """``data.users[<id>]``: the user's roles and free-form attributes."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    roles: tuple[Name, ...] = ()
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ServiceRecord(BaseModel):
+    """``data.services[<id>]``: owner, sensitivity ``level`` and anything else."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    owner: StrictStr | None = None
+    level: Level | None = None
+    visibility: StrictStr | None = None
+
+
+class RouteRecord(BaseModel):
+    """``data.routes[i]``: an HTTP route template and the action it means (for ext_authz)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: HttpMethod
+    path: RoutePath
+    action: Name
+    service_id: Name | None = None
+
+    @model_validator(mode="after")
+    def _names_a_service(self) -> RouteRecord:
+        if self.service_id is None and "{service_id}" not in self.path:
+            raise ValueError("a route needs a {service_id} segment in its path or a service_id")
+        return self
+
+
+class AccessData(BaseModel):
+    """The parts of bundle data that the access model and ext_authz read."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    roles: dict[str, tuple[Name, ...]] = Field(default_factory=dict)
+    users: dict[str, UserRecord] = Field(default_factory=dict)
+    services: dict[str, ServiceRecord] = Field(default_factory=dict)
+    approvals: dict[str, tuple[Name, ...]] = Field(default_factory=dict)
+    routes: tuple[RouteRecord, ...] = ()
+
+
+def parse_data(raw: Mapping[str, Any], *, source: str = "data") -> AccessData:
+    """Validate bundle data or raise ``PolicyValidationError`` with ``data.``-prefixed paths."""
+    try:
+        data = AccessData.model_validate(dict(raw) if isinstance(raw, Mapping) else raw)
+    except ValidationError as exc:
+        raise PolicyValidationError(source, field_errors(exc, prefix="data")) from None
+    errors = [
+        FieldError(f"data.users.{user_id}.roles.{i}",
+                   f"unknown role {role!r}; data.roles defines: {', '.join(sorted(data.roles))}")
+        for user_id, user in data.users.items()
+        for i, role in enumerate(user.roles)
+        if role not in data.roles
+    ]
+    if errors:
+        raise PolicyValidationError(source, errors)
+    return data
+
+
+USER_HEADER = "x-user-id"
+MAX_PATH = 8192
+
+
+class CompiledRoute(NamedTuple):
+    """One route template, split into segments; ``None`` is a ``{placeholder}``."""
+
+    method: str
+    segments: tuple[str | None, ...]
+    service_index: int | None
+    service_id: str | None
+    action: str
+    template: str
+
+
+CompiledRoutes = dict[int, tuple[CompiledRoute, ...]]
+
+
+class RouteMatch(NamedTuple):
+    """The outcome of matching: a check_access input, or why there is none."""
+
+    access_request: dict[str, Any] | None
+    reason: str
+    template: str | None
+    denied_status: int
+
+
+def compile_routes(routes: Iterable[RouteRecord]) -> CompiledRoutes:
+    """Group routes by segment count for matching."""
+    grouped: dict[int, list[CompiledRoute]] = {}
+    for route in routes:
+        parts = route.path.strip("/").split("/") if route.path.strip("/") else []
+        segments = tuple(None if p.startswith("{") and p.endswith("}") else p for p in parts)
+        service_index = parts.index("{service_id}") if "{service_id}" in parts else None
+        grouped.setdefault(len(segments), []).append(CompiledRoute(
+            route.method.upper(), segments, service_index, route.service_id, route.action,
+            route.path))
+    return {count: tuple(items) for count, items in grouped.items()}
+
+
+def _header(headers: Any, name: str) -> Any:
+    if type(headers) is not dict:
+        return None
+    value = headers.get(name)
+    if value is None:
+        for key, candidate in headers.items():
+            if type(key) is str and key.lower() == name:
+                return candidate
+    return value
+
+
+def match_route(routes: CompiledRoutes, request: dict[str, Any]) -> RouteMatch:
+    """Match an HTTP request against the routes; never raises."""
+    method, path = request.get("method"), request.get("path")
+    if type(method) is not str or type(path) is not str or not path.startswith("/"):
+        return RouteMatch(None, "denied: the request needs a method and a path starting with /",
+                          None, 400)
+    if len(path) > MAX_PATH:
+        return RouteMatch(None, f"denied: the path is longer than {MAX_PATH} characters",
+                          None, 400)
+    method = method.upper()
+    bare = path.split("?", 1)[0].strip("/")
+    parts = bare.split("/") if bare else []
+    for route in routes.get(len(parts), ()):
+        if route.method not in (method, "*"):
+            continue
+        if all(part if seg is None else seg == part
+               for seg, part in zip(route.segments, parts, strict=True)):
+            break
+    else:
+        return RouteMatch(None, f"denied: no route in data.routes matches {method} {path[:200]}",
+                          None, 403)
+    service_id = (parts[route.service_index] if route.service_index is not None
+                  else route.service_id)
+    user_id = request.get("user_id")
+    if user_id is None:
+        user_id = _header(request.get("headers"), USER_HEADER)
+    if type(user_id) is not str or not user_id:
+        return RouteMatch(None, "denied: the request carries no user identity (user_id or the "
+                          f"{USER_HEADER} header)", route.template, 401)
+    context = request.get("context")
+    return RouteMatch({"user_id": user_id, "service_id": service_id, "action": route.action,
+                       "context": context if type(context) is dict else {}},
+                      "", route.template, 403)

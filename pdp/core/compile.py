@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from pdp.core.access import AccessIndex, compile_access_control
+from pdp.core.access import (
+    AccessIndex,
+    CompiledRoutes,
+    compile_access_control,
+    compile_routes,
+    parse_data,
+)
 from pdp.core.conditions import compile_condition, field_getter
-from pdp.core.consumption_rules import RateLimit, compile_classification, compile_content_filter
-from pdp.core.data import parse_data
-from pdp.core.detectors import Detectors
+from pdp.core.consumption import RateLimit, compile_classification, compile_content_filter
 from pdp.core.document import (
     AccessControlPolicy,
     ContentFilteringPolicy,
@@ -27,8 +31,8 @@ from pdp.core.document import (
 )
 from pdp.core.errors import FieldError, PolicyValidationError
 from pdp.core.findings import Check, CompiledPolicy, Finding, display
+from pdp.core.patterns import Detectors
 from pdp.core.residency_compliance import compile_compliance, compile_data_residency
-from pdp.core.routes import CompiledRoutes, compile_routes
 from pdp.core.rules import CustomRule, RuleModel
 from pdp.core.security_pricing import compile_pricing, compile_security
 

@@ -10,13 +10,15 @@ precomputed constants. Evaluation semantics:
 * a missing field is *absent*: every operator is false on it except ``exists: false`` (use ``not``
   to say "absent or different"); nothing ever raises on input data;
 * comparisons follow JSON types: ``true`` is not ``1``, a number never equals a string.
+
+Getters for the common one- and two-segment paths are specialised: they run on every decision.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,7 +31,6 @@ from pydantic import (
 )
 from pydantic import model_validator as _model_validator
 
-from pdp.core.paths import MISSING, Getter, make_getter, split_path
 from pdp.core.patterns import compile_re2, matcher
 
 Operator = Literal[
@@ -43,6 +44,69 @@ _NUMBER = (int, float)
 _LIST_OPS = frozenset({"in", "not_in", "contains_any", "contains_all"})
 _ORDER_OPS = frozenset({"gt", "gte", "lt", "lte"})
 _STRING_OPS = frozenset({"starts_with", "ends_with", "matches"})
+
+
+# Reading dotted paths: a getter walks dicts by key and lists by index and yields MISSING as
+# soon as a step does not exist or has the wrong type, so reading input data never raises.
+
+
+class _Missing:
+    """The type of ``MISSING``: a field that is absent from the input."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Final = _Missing()
+
+
+def split_path(field: str) -> tuple[str, ...]:
+    """Split ``a.b.0`` into its segments; an empty segment is a ``ValueError``."""
+    segments = tuple(field.split("."))
+    if any(not segment for segment in segments):
+        raise ValueError(f"field path {field!r} has an empty segment")
+    return segments
+
+
+def make_getter(path: tuple[str, ...]) -> Getter:
+    """Return a function reading ``path`` from a document, or ``MISSING``."""
+    if len(path) == 0:
+        return lambda doc: doc
+    if len(path) == 1:
+        (key,) = path
+        return lambda doc: doc.get(key, MISSING) if type(doc) is dict else MISSING
+    if len(path) == 2 and not any(segment.isdigit() for segment in path):
+        first, second = path
+
+        def get_two(doc: Any) -> Any:
+            if type(doc) is not dict:
+                return MISSING
+            inner = doc.get(first)
+            return inner.get(second, MISSING) if type(inner) is dict else MISSING
+
+        return get_two
+
+    steps = tuple((segment, int(segment) if segment.isdigit() else None) for segment in path)
+
+    def get(doc: Any) -> Any:
+        current = doc
+        for key, index in steps:
+            if type(current) is dict:
+                current = current.get(key, MISSING)
+                if current is MISSING:
+                    return MISSING
+            elif type(current) is list and index is not None and index < len(current):
+                current = current[index]
+            else:
+                return MISSING
+        return current
+
+    return get
 
 
 class Condition(BaseModel):
@@ -277,3 +341,6 @@ def field_getter(field: str, data: Mapping[str, Any]) -> Getter:
         constant = make_getter(path[1:])(data) if len(path) > 1 else data
         return lambda _doc: constant
     return make_getter(path)
+
+
+Getter = Callable[[Any], Any]

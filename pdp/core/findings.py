@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pdp.core.paths import MISSING
+from pdp.core.conditions import MISSING
 
 MAX_VALUE_TEXT = 256  # actual/expected values are echoed, so keep them short
 _SEQUENCES = (list, tuple, set, frozenset)

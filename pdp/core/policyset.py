@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from pdp.core.access import AccessIndex, decide_access, denial_by_policy
+from pdp.core.access import AccessIndex, decide_access, denial_by_policy, match_route
 from pdp.core.compile import CompiledSet, compile_policies
 from pdp.core.consumption import RateCounter, decide_consumption
 from pdp.core.document import PolicyDocument
 from pdp.core.errors import UnknownQueryError
 from pdp.core.findings import CompiledPolicy, Tally, apply_policies, judge
-from pdp.core.routes import match_route
 
 QUERIES: tuple[str, ...] = ("validate_service", "check_access", "validate_consumption",
                             "authorize_http")

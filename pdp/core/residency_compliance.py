@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pdp.core.conditions import MISSING
 from pdp.core.findings import Check, Finding, combine, display
-from pdp.core.paths import MISSING
 from pdp.core.rules import LEVELS, ComplianceRule, DataResidencyRule
 
 RESIDENCY = "compliance.data_residency"

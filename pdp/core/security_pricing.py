@@ -4,15 +4,19 @@ The ``security`` and ``pricing`` types, built like ``residency_compliance``: one
 parameter, joined by ``combine``, reading the listing with inline lookups and never raising.
 Field semantics are DESIGN §4.1 "Field details"; ``minimum_tls_version`` needs the version to be
 stated (an unknown TLS version cannot be shown to meet a minimum: fail closed).
+
+Pricing units: a rate whose unit is ``token``, ``N tokens``, ``Nk tokens`` or ``Nm tokens`` is the
+price of N tokens (k = 10³, m = 10⁶), so its per-token rate is ``rate / N``; ``request`` or
+``N requests`` is a price per request; any other unit (``month``, ``GB``) is neither.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from pdp.core.conditions import MISSING
 from pdp.core.findings import Check, Finding, combine, display
-from pdp.core.paths import MISSING
-from pdp.core.pricing import per_request_rate, per_token_rate
 from pdp.core.rules import PricingRule, SecurityRule
 
 
@@ -196,3 +200,48 @@ def compile_pricing(rule: PricingRule) -> Check:
     if rule.minimum_sla_for_enterprise is not None:
         parts.append(_enterprise_sla(rule.minimum_sla_for_enterprise))
     return combine(parts) if parts else _passes
+
+
+# A fixed pattern of ours, applied to a string of at most 64 characters: Python's re is safe here
+# (admin-supplied patterns, by contrast, always go to RE2).
+_UNIT = re.compile(r"(?:per\s+)?(?:(\d+(?:\.\d+)?)\s*([km])?\s+)?(tokens?|requests?)", re.I)
+_SCALE = {None: 1.0, "k": 1e3, "m": 1e6}
+MAX_UNIT_LENGTH = 64
+
+
+def _unit(rate: dict[str, Any]) -> tuple[str, float] | None:
+    """``("token", 1000.0)`` for ``"1k tokens"``; None for units that are neither."""
+    unit = rate.get("unit")
+    if type(unit) is not str or len(unit) > MAX_UNIT_LENGTH:
+        return None
+    match = _UNIT.fullmatch(unit.strip())
+    if match is None:
+        return None
+    number: str | None = match.group(1)
+    scale: str | None = match.group(2)
+    kind: str = match.group(3)
+    count = float(number) * _SCALE[scale.lower() if scale else None] if number else 1.0
+    if count <= 0:
+        return None
+    return ("token" if kind.lower().startswith("token") else "request"), count
+
+
+def _amount(rate: dict[str, Any]) -> float | None:
+    value = rate.get("rate")
+    return float(value) if isinstance(value, int | float) and type(value) is not bool else None
+
+
+def per_token_rate(rate: dict[str, Any]) -> float | None:
+    """The price of one token under this tier, or None if the tier is not priced per token."""
+    unit, amount = _unit(rate), _amount(rate)
+    if unit is None or amount is None or unit[0] != "token":
+        return None
+    return amount / unit[1]
+
+
+def per_request_rate(rate: dict[str, Any]) -> float | None:
+    """The price of one request under this tier, or None if it is not priced per request."""
+    unit, amount = _unit(rate), _amount(rate)
+    if unit is None or amount is None or unit[0] != "request":
+        return None
+    return amount / unit[1]
