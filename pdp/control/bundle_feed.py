@@ -134,11 +134,13 @@ class BundleFeed:
                 await conn.close(timeout=2)
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._refresh_quietly())
+        task = asyncio.get_running_loop().create_task(self.refresh_quietly())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _refresh_quietly(self) -> None:
+    async def refresh_quietly(self) -> None:
+        """`refresh`, logging rather than raising when PostgreSQL is unreachable (the periodic
+        re-check catches up)."""
         try:
             await self.refresh()
         except _FEED_ERRORS as exc:
