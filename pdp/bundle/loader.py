@@ -17,7 +17,7 @@ from pdp.bundle.errors import ContentError
 from pdp.bundle.keyring import Keyring
 from pdp.bundle.lifecycle import check_not_expired
 from pdp.bundle.manifest import Manifest
-from pdp.bundle.signing import verify_files
+from pdp.bundle.signing import file_digests, verify_files
 from pdp.core import PolicySet, PolicyValidationError, TestReport, compile_policy_set, run_tests
 
 _log = logging.getLogger(__name__)
@@ -80,14 +80,15 @@ def open_bundle(
     every time: an unsigned bundle is never accepted silently.
     """
     files = read_bundle_files(source, limits)
+    digests = file_digests(files)
     key_id: str | None = None
     if skip_verification:
         _log.warning("bundle signature verification is SKIPPED (insecure; development only)")
     elif keyring is None:
         raise ValueError("a keyring is required unless skip_verification is set")
     else:
-        key_id = verify_files(files, keyring)
-    contents = parse_contents(files)
+        key_id = verify_files(files, keyring, digests=digests)
+    contents = parse_contents(files, digests=digests)
     return OpenedBundle(contents=contents, key_id=key_id, verified=not skip_verification)
 
 

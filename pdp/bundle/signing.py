@@ -135,11 +135,21 @@ def read_signature(files: Mapping[str, bytes]) -> str:
     return token
 
 
-def verify_files(files: Mapping[str, bytes], keyring: Keyring) -> str:
-    """Check the bundle's signature and that it covers exactly ``files``; return the key id."""
+def file_digests(files: Mapping[str, bytes]) -> dict[str, str]:
+    """SHA-256 hex of every file but ``.signatures.json``, by name."""
+    return {name: file_hash(data) for name, data in files.items() if name != SIGNATURES_FILE}
+
+
+def verify_files(
+    files: Mapping[str, bytes], keyring: Keyring, *, digests: Mapping[str, str] | None = None
+) -> str:
+    """Check the bundle's signature and that it covers exactly ``files``; return the key id.
+
+    ``digests`` (from :func:`file_digests` of the same files) avoids hashing them here.
+    """
     token = read_signature(files)
     payload, key_id = _verify_token(token, keyring)
-    _check_listing(payload, files)
+    _check_listing(payload, digests if digests is not None else file_digests(files))
     return key_id
 
 
@@ -197,7 +207,7 @@ def _verify_token(token: str, keyring: Keyring) -> tuple[Mapping[str, Any], str]
     return payload, kid
 
 
-def _check_listing(payload: Mapping[str, Any], files: Mapping[str, bytes]) -> None:
+def _check_listing(payload: Mapping[str, Any], digests: Mapping[str, str]) -> None:
     listed = payload.get("files")
     if not isinstance(listed, list):
         raise _refuse("signature_malformed", "the JWS payload has no 'files' list")
@@ -216,19 +226,17 @@ def _check_listing(payload: Mapping[str, Any], files: Mapping[str, bytes]) -> No
         if name in expected:
             raise _refuse("signature_malformed", f"{name} is listed twice")
         expected[name] = entry["hash"].lower()
-    for name in sorted(files):
-        if name == SIGNATURES_FILE:
-            continue
+    for name in sorted(digests):
         if name not in expected:
             raise SignatureError(
                 "file_unlisted", f"{name}: present but not covered by the signature", file=name
             )
-        if not hmac.compare_digest(file_hash(files[name]), expected[name]):
+        if not hmac.compare_digest(digests[name], expected[name]):
             raise SignatureError(
                 "hash_mismatch", f"{name}: SHA-256 differs from the signed hash", file=name
             )
     for name in sorted(expected):
-        if name not in files:
+        if name not in digests:
             raise SignatureError(
                 "file_missing", f"{name}: listed in the signature but absent", file=name
             )
