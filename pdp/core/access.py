@@ -50,11 +50,6 @@ class Grant(NamedTuple):
     prefixes: tuple[str, ...]
     everything: bool
 
-    def allows(self, permission: str) -> bool:
-        """Whether the roles grant ``permission`` exactly or through a wildcard."""
-        return (self.everything or permission in self.exact
-                or any(permission.startswith(prefix) for prefix in self.prefixes))
-
 
 class AccessSubject(NamedTuple):
     """The facts an ``access_control`` rule checks."""
@@ -90,6 +85,13 @@ class AccessIndex:
         self.users: dict[str, Any] = dict(users) if isinstance(users, Mapping) else {}
         self.services: dict[str, Any] = dict(services) if isinstance(services, Mapping) else {}
 
+    def enrich(self, request: Mapping[str, Any], user_id: Any, service_id: Any) -> dict[str, Any]:
+        """The request as conditions see it: plus ``user`` and ``service`` from bundle data
+        (``{}`` when unknown), replacing anything the caller sent under those names."""
+        return {**request,
+                "user": self.users.get(user_id, {}) if type(user_id) is str else {},
+                "service": self.services.get(service_id, {}) if type(service_id) is str else {}}
+
     def approved(self, user_id: str, service_id: str) -> bool:
         """Whether ``data.approvals`` approves the user for the service (``"*"``: all)."""
         services = self.approvals.get(user_id)
@@ -100,34 +102,33 @@ def compile_access_control(rule: AccessControlRule) -> Check:
     """Blocked users, allowed roles, source IP ranges and approvals, as one check."""
     blocked = frozenset(rule.blocked_user_ids)
     allowed_roles = frozenset(rule.allowed_user_roles)
+    roles_text = display(sorted(allowed_roles))
     networks = tuple(ipaddress.ip_network(cidr) for cidr in rule.allowed_ip_ranges)
+    networks_text = "an address in " + display([str(n) for n in networks])
     require_approval = rule.require_approval
 
     def check(subject: AccessSubject) -> list[Finding] | None:
-        findings = None
-        if subject.user_id in blocked:
-            findings = [("user_id", subject.user_id, "a user that is not blocked",
-                                f"user {subject.user_id!r} is blocked",
-                                "ask an administrator to lift the block")]
+        user = subject.user_id
+        findings: list[Finding] = []
+        if user in blocked:
+            findings.append(("user_id", user, "a user that is not blocked",
+                             f"user {user!r} is blocked", "ask an administrator to lift the block"))
         if allowed_roles and not subject.roles & allowed_roles:
-            findings = (findings or []) + [(
-                "user.roles", display(sorted(subject.roles)), "one of " + display(sorted(
-                    allowed_roles)), f"user {subject.user_id!r} holds none of the roles "
-                f"{display(sorted(allowed_roles))}", "ask an administrator for one of the roles "
-                + display(sorted(allowed_roles)))]
+            findings.append(("user.roles", display(sorted(subject.roles)), "one of " + roles_text,
+                             f"user {user!r} holds none of the roles {roles_text}",
+                             "ask an administrator for one of the roles " + roles_text))
         if networks and not _in_networks(subject.ip_address, networks):
-            findings = (findings or []) + [(
-                "context.ip_address", display(subject.ip_address),
-                "an address in " + display([str(n) for n in networks]),
+            findings.append((
+                "context.ip_address", display(subject.ip_address), networks_text,
                 "the request comes from an address outside the allowed ranges"
                 if subject.ip_address else "the request carries no client IP address",
-                "call from an allowed network")]
+                "call from an allowed network"))
         if require_approval and not subject.approved:
-            findings = (findings or []) + [(
-                "approvals", "", f"{subject.user_id} approved for {subject.service_id}",
-                f"user {subject.user_id!r} is not approved for service {subject.service_id!r}",
-                "request approval for this service from its owner")]
-        return findings
+            findings.append((
+                "approvals", "", f"{user} approved for {subject.service_id}",
+                f"user {user!r} is not approved for service {subject.service_id!r}",
+                "request approval for this service from its owner"))
+        return findings or None
 
     return check
 
@@ -168,9 +169,7 @@ def decide_access(index: AccessIndex, policies: tuple[CompiledPolicy, ...],
         if policies:
             subject = AccessSubject(user_id, service_id, grant.roles if grant else frozenset(),
                                     ip_address, index.approved(user_id, service_id))
-            scope = {**request, "user": index.users.get(user_id, {}),
-                     "service": index.services.get(service_id, {})}
-            apply_policies(policies, scope, subject, tally)
+            apply_policies(policies, index.enrich(request, user_id, service_id), subject, tally)
         violations, warnings = tally.violations, tally.warnings
     if granted and not violations:
         allowed, reason = True, f"allowed: user '{user_id}' holds {required} on '{service_id}'"

@@ -96,6 +96,8 @@ def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: floa
                            service_id, "consume", context.get("ip_address"), tally)
     limits = {"max_tokens": 0, "max_requests_per_minute": 0, "max_requests_per_day": 0,
               "max_cost_per_request": compiled.max_cost_per_request or 0.0}
+    # Conditions of the consumption policies see the consumer as ``user``, like access checks.
+    scope = compiled.access.enrich(request, consumer_id, service_id)
     if compiled.rate_limits:
         key = (rate_key(consumer_id, service_id)
                if type(consumer_id) is str and type(service_id) is str else None)
@@ -104,7 +106,7 @@ def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: floa
         for limit in compiled.rate_limits:
             policy = limit.policy
             try:
-                matched = policy.when is None or policy.when(request)
+                matched = policy.when is None or policy.when(scope)
                 findings = (_rate_findings(limit, counts, key, now, counters, tokens)
                             if matched else [])
             except Exception as exc:  # a failing counter must fail closed, not crash
@@ -119,11 +121,11 @@ def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: floa
     if type(payload) is not str:
         payload = ""
     if compiled.content:
-        apply_policies(compiled.content, request, payload, tally)
+        apply_policies(compiled.content, scope, payload, tally)
     if compiled.classification and compiled.detectors is not None:
         scan = PayloadScan(payload, service_level(compiled.access.services, service_id),
                            compiled.detectors)
-        apply_policies(compiled.classification, request, scan, tally)
+        apply_policies(compiled.classification, scope, scan, tally)
     if answer["allowed"] and tally.violations:
         answer["allowed"] = False
         answer["reason"] = denial_by_policy(tally.violations)

@@ -142,11 +142,7 @@ class PolicySet:
     def _apply_custom(self, policies: tuple[CompiledPolicy, ...], request: dict[str, Any],
                       answer: dict[str, Any], tally: Tally) -> None:
         """Run ``custom`` policies of an access query on the enriched input."""
-        user_id, service_id = request.get("user_id"), request.get("service_id")
-        scope = {**request,
-                 "user": self._access.users.get(user_id, {}) if type(user_id) is str else {},
-                 "service": (self._access.services.get(service_id, {})
-                             if type(service_id) is str else {})}
+        scope = self._access.enrich(request, request.get("user_id"), request.get("service_id"))
         apply_policies(policies, scope, scope, tally)
         if answer["allowed"] and tally.violations:
             answer["allowed"] = False

@@ -222,3 +222,12 @@ def test_a_failing_counter_fails_closed() -> None:
     decision = consume(policy_set, counters=Broken())
     assert decision["allowed"] is False
     assert "internal error" in decision["violations"][0]["message"]
+
+
+def test_consumption_conditions_see_the_consumer_as_user() -> None:
+    """A rate limit can be scoped by the consumer's attributes from bundle data."""
+    policy_set = compile_set(policy(
+        "rate_limiting", {"max_tokens_per_request": 10},
+        when={"field": "user.attributes.tenant", "op": "eq", "value": "acme"}))
+    assert consume(policy_set, consumer="carl", metadata={"max_tokens": 50})["allowed"] is False
+    assert consume(policy_set, consumer="ada", metadata={"max_tokens": 50})["allowed"] is True
