@@ -27,6 +27,7 @@ from pdp.core.findings import CompiledPolicy, Tally, apply_policies, judge
 QUERIES: tuple[str, ...] = ("validate_service", "check_access", "validate_consumption",
                             "authorize_http")
 
+
 def compile_policy_set(policies: Iterable[PolicyDocument], data: Mapping[str, Any], *,
                        revision: str = "draft") -> PolicySet:
     """Compile policies and bundle data; raises ``PolicyValidationError`` naming the problem."""
