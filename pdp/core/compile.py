@@ -26,6 +26,7 @@ from pdp.core.document import (
     CustomPolicy,
     DataClassificationPolicy,
     PolicyDocument,
+    PricingPolicy,
     RateLimitingPolicy,
     condition_errors,
 )
@@ -70,9 +71,8 @@ def compile_custom(rule: CustomRule, data: Mapping[str, Any]) -> Check:
     def check(doc: Any) -> list[Finding] | None:
         if not condition(doc):
             return None
-        return [(field, display(getter(doc)), expected,
-                        f"{field} violates the policy's condition",
-                        f"change {field}" + (f" to {expected}" if expected else ""))]
+        return [(field, display(getter(doc)), expected, f"{field} violates the policy's condition",
+                 f"change {field}" + (f" to {expected}" if expected else ""))]
 
     return check
 
@@ -88,6 +88,8 @@ def _policy(document: PolicyDocument, data: Mapping[str, Any], check: Check) -> 
 
 
 def _no_check(_subject: Any) -> None:
+    """The check slot of a rate-limiting policy: its limits need the injected counters, so
+    ``consumption`` evaluates them itself; the compiled policy carries identity and ``when``."""
     return None
 
 
@@ -118,9 +120,9 @@ def compile_policies(documents: tuple[PolicyDocument, ...],
         try:
             if kind in _SERVICE_CHECKS:
                 groups["service"].append(_policy(document, data, _SERVICE_CHECKS[kind](rule)))
-                max_cost = getattr(rule, "max_rate_per_request", None)
-                if max_cost is not None and document.enforcement != "dryrun":
-                    costs.append(max_cost)
+                if (isinstance(document, PricingPolicy) and document.enforcement != "dryrun"
+                        and document.rule.max_rate_per_request is not None):
+                    costs.append(document.rule.max_rate_per_request)  # limits.max_cost_per_request
             elif isinstance(document, CustomPolicy):
                 target = {"validate_service": "service", "check_access": "access_custom",
                           "validate_consumption": "consumption_custom"}[document.rule.query]
