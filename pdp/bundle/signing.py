@@ -22,7 +22,14 @@ import jwt
 
 from pdp.bundle.errors import KeyringError, SignatureError
 from pdp.bundle.keyring import Keyring
-from pdp.bundle.keys import ALGORITHMS, Algorithm, PrivateKey, key_matches, natural_algorithm
+from pdp.bundle.keys import (
+    ALGORITHMS,
+    Algorithm,
+    PrivateKey,
+    check_key_id,
+    key_matches,
+    natural_algorithm,
+)
 
 SIGNATURES_FILE = ".signatures.json"
 HASH_ALGORITHM = "SHA-256"
@@ -55,6 +62,7 @@ class JwsSigner:
     """Defaults to the key's natural algorithm (EdDSA, ES256, or RS256 for RSA)."""
 
     def __post_init__(self) -> None:
+        check_key_id(self.key_id)
         alg = self.effective_algorithm
         if not key_matches(alg, self.private_key):
             raise KeyringError(
