@@ -132,7 +132,14 @@ async def test_nan_is_not_json(client: Client) -> None:
     """Python's JSON extensions (NaN, Infinity) are refused like any other invalid JSON."""
     async with client.post(CHECK_ACCESS, data=b'{"input": {"user_id": NaN}}') as answer:
         assert answer.status == 400
-        assert "NaN" in (await answer.json())["message"]
+        assert (await answer.json())["code"] == "invalid_json"
+
+
+async def test_body_that_is_not_utf8_is_400(client: Client) -> None:
+    """JSON on the wire is UTF-8; other bytes are refused with a message saying so."""
+    async with client.post(CHECK_ACCESS, data='{"input": "é"}'.encode("latin-1")) as answer:
+        assert answer.status == 400
+        assert "UTF-8" in (await answer.json())["message"]
 
 
 async def test_body_over_the_limit_is_413(client: Client) -> None:
