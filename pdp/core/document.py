@@ -287,8 +287,6 @@ def _leaf_error(kind: str, op: str, value: Any) -> str | None:
             got = _kind(operand)
             if got is not None and got != kind:
                 return f"compares a {kind} field with a {got} value"
-    if op in ("gt", "gte", "lt", "lte") and kind not in (STRING, NUMBER):
-        return f"op {op!r} needs a number or string field"
     return None
 
 

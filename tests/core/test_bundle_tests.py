@@ -92,3 +92,13 @@ def test_an_invalid_input_fails_the_case_with_the_field_path() -> None:
     report = run(case("bad input", "check_access", {"user_id": 5}, {"allowed": False}))
     (failure,) = report.failed
     assert "invalid input" in failure.message and "user_id" in failure.message
+
+
+def test_expecting_an_object_where_the_decision_has_a_value_fails() -> None:
+    """A nested expectation against a non-object names the path."""
+    report = run(case("shape", "check_access",
+                      {"user_id": "vera", "service_id": "svc-public", "action": "read"},
+                      {"reason": {"text": "x"}, "violations": "https-required"}))
+    (failure,) = report.failed
+    assert "reason: expected an object" in failure.message
+    assert "violations: expect a list of policy ids" in failure.message

@@ -249,3 +249,29 @@ def test_fields_of_unknown_type_are_not_checked() -> None:
         {"field": "context.ip_address", "op": "gt", "value": 3},
         {"field": "user.attributes.tenant", "op": "matches", "value": "^a"},
         {"field": "data.flags.x", "op": "starts_with", "value": "y"}]}))
+
+
+@pytest.mark.parametrize(("condition", "fragment"), [
+    ({"field": "compliance.gdpr_compliant", "op": "contains", "value": "x"}, "string or list"),
+    ({"field": "compliance.data_residency", "op": "gte", "value": "US"}, "a list field"),
+    ({"field": "sla.availability", "op": "eq", "value": True}, "boolean value"),
+])
+def test_operators_that_cannot_apply_to_a_known_field_type(condition: dict[str, Any],
+                                                           fragment: str) -> None:
+    """Operators need fields of a type they can work on, and operands of the field's type."""
+    with pytest.raises(PolicyValidationError) as caught:
+        parse_policy(policy("security", {"require_https": True}, when=condition))
+    assert fragment in caught.value.errors[0].message
+
+
+def test_documents_built_without_parse_policy_are_type_checked_when_compiled() -> None:
+    """compile_policy_set repeats the field type checks for documents built directly."""
+    from pdp.core import compile_policy_set
+    from pdp.core.document import SecurityPolicy
+
+    document = SecurityPolicy.model_validate(policy(
+        "security", {"require_https": True},
+        when={"field": "environment", "op": "gt", "value": 1}))
+    with pytest.raises(PolicyValidationError) as caught:
+        compile_policy_set([document], {})
+    assert caught.value.errors[0].path == "when.op"

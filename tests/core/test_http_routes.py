@@ -89,3 +89,15 @@ def test_access_control_policies_apply_with_the_context_ip() -> None:
     outside = authorize("GET", "/v1/services/svc-public", policy_set=policy_set,
                         context={"ip_address": "11.0.0.1"})
     assert (inside["allowed"], outside["allowed"]) == (True, False)
+
+
+def test_a_route_with_another_method_does_not_match() -> None:
+    """Methods must match (or the route says ``*``)."""
+    decision = authorize("DELETE", "/v1/services/svc-public", user="ada")
+    assert decision["allowed"] is False and "no route" in decision["reason"]
+
+
+def test_an_overlong_path_is_a_bad_request() -> None:
+    """Paths beyond 8 KiB are refused before matching."""
+    decision = authorize("GET", "/v1/" + "x" * 9000)
+    assert decision["http_status"] == 400 and "longer" in decision["reason"]

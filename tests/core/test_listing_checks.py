@@ -225,3 +225,20 @@ def test_several_parameters_report_separately() -> None:
     assert {v["field"] for v in decision["violations"]} == {"endpoint.url",
                                                             "endpoint.authentication"}
     assert decision["metadata"]["policies_failed"] == 1
+
+
+@pytest.mark.parametrize(("version", "passes"), [
+    (1.3, True), ("13", True), ("TLSv1.3", True), ("tls 1.2", False), (2, False), (None, False),
+])
+def test_tls_versions_are_read_in_their_usual_spellings(version: Any, passes: bool) -> None:
+    """``minimum_tls_version`` 13 accepts 1.3 as a number, "13", "TLSv1.3"; not 1.2."""
+    listing = {} if version is None else {"security": {"tls_version": version}}
+    assert (fields_violated("security", {"minimum_tls_version": 13}, listing) == PASS) is passes
+
+
+def test_an_object_value_is_reported_as_json() -> None:
+    """A custom rule on an object field reports it as compact, sorted JSON."""
+    decision = decide(compile_set(policy("custom", {
+        "violation_if": {"field": "sla", "op": "exists"}, "field": "sla"})),
+        "validate_service", {"sla": {"b": 1, "a": [True, None]}})
+    assert decision["violations"][0]["actual_value"] == '{"a": [true, null], "b": 1}'
