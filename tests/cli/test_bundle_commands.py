@@ -149,3 +149,15 @@ def test_build_with_a_missing_signing_key_is_refused(pdp: Pdp, tmp_path: Path) -
     )
     assert result.returncode == 1
     assert "nope.key" in result.stderr
+
+
+def test_verification_key_is_repeatable(
+    pdp: Pdp, marketplace_bundle: Path, key_dir: Path, tmp_path: Path
+) -> None:
+    """Several --verification-key options trust every key given (rotation on the command line)."""
+    assert pdp("keygen", "--key-id", "next", "--out-dir", tmp_path).returncode == 0
+    result = pdp(
+        "bundle", "verify", marketplace_bundle,
+        "--verification-key", tmp_path / "next.pem", "--verification-key", key_dir / "k1.pem",
+    )
+    assert result.returncode == 0, result.stderr
