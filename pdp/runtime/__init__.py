@@ -19,12 +19,14 @@ from pdp.runtime.errors import (
 )
 from pdp.runtime.file_source import FileSource
 from pdp.runtime.health import HealthState, RuntimeStatus
+from pdp.runtime.log_upload import UploadSink
 from pdp.runtime.logs import JsonFormatter, configure_logging
 from pdp.runtime.metrics import RuntimeMetrics
 from pdp.runtime.persist import BundleStore
 from pdp.runtime.ratelimit import RateCounter
 from pdp.runtime.snapshot import ActiveBundle
 from pdp.runtime.source import BundleSource, BundleUnchanged, BundleUpdate, SourceEvent
+from pdp.runtime.status_report import StatusReporter
 
 __all__ = [
     "ActivationError",
@@ -52,6 +54,8 @@ __all__ = [
     "SourceError",
     "SourceEvent",
     "StaleAction",
+    "StatusReporter",
     "StreamSink",
+    "UploadSink",
     "configure_logging",
 ]
