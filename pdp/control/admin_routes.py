@@ -10,15 +10,19 @@ from typing import Any
 
 from aiohttp import web
 
-from pdp.control.auth import Principal
+from pdp.control.auth import Permission, Principal
 from pdp.control.draft import policy_spec
 from pdp.control.errors import RequestError
+from pdp.control.http_errors import Handler
 from pdp.control.http_json import json_response, read_json, read_json_object
 from pdp.control.listing import parse_policy_query
 from pdp.control.plane import ControlPlane
 from pdp.core import FieldError
 
 PLANE = web.AppKey("control_plane", ControlPlane)
+
+Route = tuple[str, str, Handler, Permission]
+"""An API route and the permission it needs, checked before its body is read."""
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
@@ -157,18 +161,25 @@ async def evaluate(request: web.Request) -> web.Response:
     return json_response({"result": decision, "revision": "draft"})
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the draft's routes on `app`."""
-    app.router.add_get("/v1/policies", list_policies)
-    app.router.add_post("/v1/policies", create_policy)
-    app.router.add_post("/v1/policies/validate", validate_policy)
-    app.router.add_get("/v1/policies/{id}", get_policy)
-    app.router.add_put("/v1/policies/{id}", update_policy)
-    app.router.add_delete("/v1/policies/{id}", delete_policy)
-    app.router.add_get("/v1/policies/{id}/history", policy_history)
-    for prefix in ("/v1/data", "/v1/tests"):
-        app.router.add_get(prefix, list_documents)
-        app.router.add_get(prefix + "/{path:.+}", get_document)
-        app.router.add_put(prefix + "/{path:.+}", put_document)
-        app.router.add_delete(prefix + "/{path:.+}", delete_document)
-    app.router.add_post("/v1/evaluate/{query}", evaluate)
+def _document_routes(prefix: str) -> list[Route]:
+    return [
+        ("GET", prefix, list_documents, Permission.READ),
+        ("GET", prefix + "/{path:.+}", get_document, Permission.READ),
+        ("PUT", prefix + "/{path:.+}", put_document, Permission.EDIT),
+        ("DELETE", prefix + "/{path:.+}", delete_document, Permission.EDIT),
+    ]
+
+
+ROUTES: list[Route] = [
+    ("GET", "/v1/policies", list_policies, Permission.READ),
+    ("POST", "/v1/policies", create_policy, Permission.EDIT),
+    ("POST", "/v1/policies/validate", validate_policy, Permission.EVALUATE),
+    ("GET", "/v1/policies/{id}", get_policy, Permission.READ),
+    ("PUT", "/v1/policies/{id}", update_policy, Permission.EDIT),
+    ("DELETE", "/v1/policies/{id}", delete_policy, Permission.EDIT),
+    ("GET", "/v1/policies/{id}/history", policy_history, Permission.READ),
+    *_document_routes("/v1/data"),
+    *_document_routes("/v1/tests"),
+    ("POST", "/v1/evaluate/{query}", evaluate, Permission.EVALUATE),
+]
+"""The draft's routes: method, path, handler and the permission checked before the handler."""

@@ -12,7 +12,7 @@ import re
 
 from aiohttp import web
 
-from pdp.control.admin_routes import PLANE, principal
+from pdp.control.admin_routes import PLANE, Route
 from pdp.control.auth import Permission
 from pdp.control.bundle_store import BundleRecord
 from pdp.control.errors import NotFoundError, NotPublishedError
@@ -46,8 +46,8 @@ def _bundle_response(record: BundleRecord) -> web.Response:
 
 
 async def get_bundle(request: web.Request) -> web.StreamResponse:
-    """Serve the latest bundle, long-polling when the client's copy is current."""
-    principal(request).require(Permission.DOWNLOAD)
+    """Serve the latest bundle, long-polling when the client's copy is current (the route
+    requires ``Permission.DOWNLOAD``, checked by the app's middleware)."""
     name = request.match_info["name"]
     if name != BUNDLE_NAME:
         raise NotFoundError(f"no bundle named {name!r}; the bundle is {BUNDLE_NAME!r}")
@@ -72,6 +72,5 @@ async def get_bundle(request: web.Request) -> web.StreamResponse:
     return answer
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the bundle server on `app`."""
-    app.router.add_get("/bundles/{name}", get_bundle)
+ROUTES: list[Route] = [("GET", "/bundles/{name}", get_bundle, Permission.DOWNLOAD)]
+"""The bundle server's route."""

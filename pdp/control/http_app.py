@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
 
 from pdp.control import admin_routes, bundle_server, publish_routes
 from pdp.control.admin_routes import PLANE, PRINCIPAL
-from pdp.control.auth import bearer_token
+from pdp.control.auth import Permission, bearer_token
 from pdp.control.database import CONNECTION_ERRORS
 from pdp.control.http_errors import Handler, error_middleware
 from pdp.control.http_json import json_response
 from pdp.control.migrations import migrations_complete
 from pdp.control.plane import ControlPlane
 
-PUBLIC_PREFIX = "/health/"
+ROUTE_PERMISSIONS = web.AppKey("route_permissions", dict[AbstractRoute, Permission])
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate every request but health checks; unknown routes fall through to 404."""
-    route_missing = request.match_info.http_exception is not None
-    if not request.path.startswith(PUBLIC_PREFIX) and not route_missing:
+    """Authenticate and authorise every API request before its handler reads the body.
+
+    Health checks need no token; unknown routes fall through to their 404 / 405.
+    """
+    permission = request.app[ROUTE_PERMISSIONS].get(request.match_info.route)
+    if permission is not None:
         token = bearer_token(request.headers.get("Authorization"))
-        request[PRINCIPAL] = await request.app[PLANE].tokens.authenticate(token)
+        caller = await request.app[PLANE].tokens.authenticate(token)
+        caller.require(permission)
+        request[PRINCIPAL] = caller
     return await handler(request)
 
 
@@ -59,7 +65,9 @@ def make_app(plane: ControlPlane) -> web.Application:
     app[PLANE] = plane
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
-    admin_routes.add_routes(app)
-    publish_routes.add_routes(app)
-    bundle_server.add_routes(app)
+    permissions: dict[AbstractRoute, Permission] = {}
+    for method, path, handler, permission in (*admin_routes.ROUTES, *publish_routes.ROUTES,
+                                              *bundle_server.ROUTES):
+        permissions[app.router.add_route(method, path, handler)] = permission
+    app[ROUTE_PERMISSIONS] = permissions
     return app

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pdp.control.admin_routes import PLANE, body_limit, principal
+from pdp.control.admin_routes import PLANE, Route, body_limit, principal
+from pdp.control.auth import Permission
 from pdp.control.errors import RequestError
 from pdp.control.http_json import json_response, read_json_object
 from pdp.core import FieldError
@@ -112,14 +113,15 @@ async def audit_log(request: web.Request) -> web.Response:
     return json_response({"entries": [e.to_json() for e in entries]})
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the publishing, bundle, token and audit routes on `app`."""
-    app.router.add_post("/v1/publish", publish)
-    app.router.add_post("/v1/rollback", rollback)
-    app.router.add_get("/v1/bundles", list_bundles)
-    app.router.add_get("/v1/bundles/{sequence}", get_bundle)
-    app.router.add_get("/v1/bundles/{from}/diff/{to}", diff_bundles)
-    app.router.add_get("/v1/tokens", list_tokens)
-    app.router.add_post("/v1/tokens", create_token)
-    app.router.add_delete("/v1/tokens/{id}", revoke_token)
-    app.router.add_get("/v1/audit", audit_log)
+ROUTES: list[Route] = [
+    ("POST", "/v1/publish", publish, Permission.PUBLISH),
+    ("POST", "/v1/rollback", rollback, Permission.PUBLISH),
+    ("GET", "/v1/bundles", list_bundles, Permission.READ),
+    ("GET", "/v1/bundles/{sequence}", get_bundle, Permission.READ),
+    ("GET", "/v1/bundles/{from}/diff/{to}", diff_bundles, Permission.READ),
+    ("GET", "/v1/tokens", list_tokens, Permission.MANAGE_TOKENS),
+    ("POST", "/v1/tokens", create_token, Permission.MANAGE_TOKENS),
+    ("DELETE", "/v1/tokens/{id}", revoke_token, Permission.MANAGE_TOKENS),
+    ("GET", "/v1/audit", audit_log, Permission.READ),
+]
+"""Publishing, bundle, token and audit routes with the permission each needs."""

@@ -205,3 +205,11 @@ async def test_tokens_are_stored_only_as_hashes(plane: ControlPlane,
     rows = await snapshot(plane.pool)
     text = repr(rows)
     assert not any(token in text for token in tokens.values())
+
+
+async def test_a_wrong_role_is_refused_before_the_body_is_read(
+        client: TestClient, tokens: dict[Role, str]) -> None:
+    """A viewer sending garbage to a write endpoint learns it may not write, not what is wrong."""
+    answer = await client.post("/v1/policies", data=b"{not json",
+                               headers=bearer(tokens[Role.VIEWER]))
+    assert answer.status == 403
