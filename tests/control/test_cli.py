@@ -187,3 +187,25 @@ async def test_an_unreachable_server_is_reported(tmp_path: Path) -> None:
     code, _, err = await run_pdp("admin", "--server", f"http://127.0.0.1:{free_port()}",
                                  "--token-file", str(token_file), "policy", "list", cwd=tmp_path)
     assert code == 1 and "cannot reach the control plane" in err
+
+
+async def test_sigterm_answers_held_long_polls_and_exits_cleanly(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """A replica told to stop answers its waiting sidecars 304 and exits 0 within seconds."""
+    code, _, err = await admin(control, admin_token_file, "publish")
+    assert code == 0, err
+    token = (await asyncio.to_thread(admin_token_file.read_text)).strip()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{control.url}/bundles/main", headers=bearer(token)) as first:
+            etag = first.headers["ETag"]
+        held = asyncio.ensure_future(session.get(
+            f"{control.url}/bundles/main",
+            headers={**bearer(token), "If-None-Match": etag, "Prefer": "wait=60"}))
+        await asyncio.sleep(0.5)
+        started = asyncio.get_running_loop().time()
+        exit_code = await control.running.stop()
+        answer = await held
+        assert answer.status == 304
+        answer.release()
+    assert exit_code == 0
+    assert asyncio.get_running_loop().time() - started < 5.0
