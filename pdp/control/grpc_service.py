@@ -183,7 +183,8 @@ class ControlPolicyEngineServicer:
 
 
 def make_grpc_server(plane: ControlPlane, address: str) -> tuple[aio.Server, int]:
-    """A gRPC server with the servicer registered and bound to `address` (not yet started)."""
+    """A gRPC server with the servicer registered and bound to `address` (not yet started);
+    RuntimeError when the address cannot be bound."""
     server = aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
                                  ("grpc.max_send_message_length", 4 * 1024 * 1024)])
     descriptor = pb.DESCRIPTOR.services_by_name["PolicyEngineService"]
@@ -191,4 +192,6 @@ def make_grpc_server(plane: ControlPlane, address: str) -> tuple[aio.Server, int
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME,
                                                                           handlers),))
     port: int = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError("the address is in use or cannot be bound")
     return server, port

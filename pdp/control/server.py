@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from grpc import aio
 
+from pdp.control.errors import ConfigurationError
 from pdp.control.grpc_service import make_grpc_server
 from pdp.control.http_app import make_app
 from pdp.control.plane import ControlPlane, open_control_plane
@@ -48,10 +49,17 @@ class ControlServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, http.host, http.port,
                            shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen for HTTP on {http}: {exc.strerror}") from None
         # With port 0 the kernel picks one; report the port actually bound.
         self.http_address = ListenAddress(http.host, int(self._runner.addresses[0][1]))
-        grpc_server, grpc_port = make_grpc_server(self.plane, self.settings.grpc_addr)
+        try:
+            grpc_server, grpc_port = make_grpc_server(self.plane, self.settings.grpc_addr)
+        except RuntimeError as exc:
+            raise ConfigurationError(
+                f"cannot listen for gRPC on {self.settings.grpc_addr}: {exc}") from None
         await grpc_server.start()
         self._grpc = grpc_server
         self.grpc_address = ListenAddress(self.settings.grpc_listen.host, grpc_port)

@@ -209,3 +209,15 @@ async def test_sigterm_answers_held_long_polls_and_exits_cleanly(
         answer.release()
     assert exit_code == 0
     assert asyncio.get_running_loop().time() - started < 5.0
+
+
+async def test_a_port_in_use_is_reported_without_a_traceback(control: ControlProcess,
+                                                             keys: SigningKeys) -> None:
+    """A second replica on the same HTTP address exits 2 naming the address."""
+    taken = control.url.removeprefix("http://")
+    code, _, err = await run_pdp(
+        "control", "--database-url", control.database_url, "--signing-key", str(keys.private),
+        "--key-id", keys.key_id, "--http-addr", taken, "--grpc-addr", f"127.0.0.1:{free_port()}",
+        cwd=control.workdir)
+    assert code == 2 and f"cannot listen for HTTP on {taken}" in err
+    assert "Traceback" not in err
