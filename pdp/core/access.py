@@ -2,8 +2,8 @@
 
 Roles come only from bundle data. ``AccessIndex`` precomputes, for every user, the permissions its
 roles grant (exact names, ``prefix.*`` wildcards and ``*``), so a decision is a dict lookup and a
-set membership test. ``access_control`` policies then see an ``AccessSubject`` (who, what, from
-where, approved or not); their ``when`` sees the input enriched with ``user`` and ``service``.
+set membership test. ``access_control`` policies then see an ``AccessSubject`` (who, what, the
+grant, from where); their ``when`` sees the input enriched with ``user`` and ``service``.
 
 Bundle data is validated once, at compile time (``parse_data``): only the keys the access model
 reads (``roles``, ``users``, ``services``, ``approvals``, ``routes``); anything else in
@@ -36,29 +36,33 @@ from pydantic import (
 
 from pdp.core.document import field_errors
 from pdp.core.errors import FieldError, PolicyValidationError
-from pdp.core.findings import Check, CompiledPolicy, Finding, Tally, apply_policies, display
+from pdp.core.findings import (
+    Check,
+    CompiledPolicy,
+    Finding,
+    Tally,
+    apply_policies,
+    display,
+    judge,
+)
 from pdp.core.rules import AccessControlRule, Level
 
 ANY_SERVICE = "*"  # in data.approvals: the user is approved for every service
 
 
 class Grant(NamedTuple):
-    """What a user's roles grant, precomputed."""
+    """What a user's roles grant, precomputed (with the text reasons quote)."""
 
     roles: frozenset[str]
     exact: frozenset[str]
     prefixes: tuple[str, ...]
     everything: bool
+    roles_text: str
 
 
-class AccessSubject(NamedTuple):
-    """The facts an ``access_control`` rule checks."""
-
-    user_id: str
-    service_id: str
-    roles: frozenset[str]
-    ip_address: Any
-    approved: bool
+# What an access_control check sees: (user_id, service_id, grant or None, context.ip_address).
+# A plain tuple: it is built on every access decision that has policies to apply.
+AccessSubject = tuple[str, str, "Grant | None", Any]
 
 
 class AccessIndex:
@@ -76,6 +80,7 @@ class AccessIndex:
                 exact=permissions,
                 prefixes=tuple(sorted(p[:-1] for p in permissions if p.endswith(".*"))),
                 everything="*" in permissions,
+                roles_text=", ".join(sorted(user.roles)) or "none",
             )
         self.approvals: dict[str, frozenset[str]] = {
             user: frozenset(services) for user, services in data.approvals.items()
@@ -98,7 +103,7 @@ class AccessIndex:
         return services is not None and (service_id in services or ANY_SERVICE in services)
 
 
-def compile_access_control(rule: AccessControlRule) -> Check:
+def compile_access_control(rule: AccessControlRule, index: AccessIndex) -> Check:
     """Blocked users, allowed roles, source IP ranges and approvals, as one check."""
     blocked = frozenset(rule.blocked_user_ids)
     allowed_roles = frozenset(rule.allowed_user_roles)
@@ -108,25 +113,26 @@ def compile_access_control(rule: AccessControlRule) -> Check:
     require_approval = rule.require_approval
 
     def check(subject: AccessSubject) -> list[Finding] | None:
-        user = subject.user_id
+        user, service, grant, ip_address = subject
         findings: list[Finding] = []
         if user in blocked:
             findings.append(("user_id", user, "a user that is not blocked",
                              f"user {user!r} is blocked", "ask an administrator to lift the block"))
-        if allowed_roles and not subject.roles & allowed_roles:
-            findings.append(("user.roles", display(sorted(subject.roles)), "one of " + roles_text,
+        if allowed_roles and (grant is None or not grant.roles & allowed_roles):
+            findings.append(("user.roles", grant.roles_text if grant else "none",
+                             "one of " + roles_text,
                              f"user {user!r} holds none of the roles {roles_text}",
                              "ask an administrator for one of the roles " + roles_text))
-        if networks and not _in_networks(subject.ip_address, networks):
+        if networks and not _in_networks(ip_address, networks):
             findings.append((
-                "context.ip_address", display(subject.ip_address), networks_text,
+                "context.ip_address", display(ip_address), networks_text,
                 "the request comes from an address outside the allowed ranges"
-                if subject.ip_address else "the request carries no client IP address",
+                if ip_address else "the request carries no client IP address",
                 "call from an allowed network"))
-        if require_approval and not subject.approved:
+        if require_approval and not index.approved(user, service):
             findings.append((
-                "approvals", "", f"{user} approved for {subject.service_id}",
-                f"user {user!r} is not approved for service {subject.service_id!r}",
+                "approvals", "", f"{user} approved for {service}",
+                f"user {user!r} is not approved for service {service!r}",
                 "request approval for this service from its owner"))
         return findings or None
 
@@ -144,33 +150,35 @@ def _in_networks(value: Any, networks: tuple[ipaddress.IPv4Network | ipaddress.I
     return any(address in network for network in networks)
 
 
-def decide_access(index: AccessIndex, policies: tuple[CompiledPolicy, ...],
-                  request: Mapping[str, Any], user_id: Any, service_id: Any, action: Any,
-                  ip_address: Any, tally: Tally | None) -> dict[str, Any]:
-    """The access decision without ids: allowed, reason, permissions, violations, warnings.
+def decide_access(index: AccessIndex, policies: tuple[CompiledPolicy, ...], scoped: bool,
+                  request: Mapping[str, Any], ids: tuple[Any, Any, Any], ip_address: Any,
+                  tally: Tally | None) -> tuple[dict[str, Any], Tally | None]:
+    """The access decision for ``ids`` = (user_id, service_id, action), and its tally.
 
-    ``tally`` may be None when there are no policies to apply and nothing to explain (the
-    fast path of a plain permission check).
+    With ``tally`` None (no explain) the policies run in ``judge`` mode and a tally exists only
+    if one of them found something. ``scoped``: some policy has a ``when``, so it needs the input
+    enriched with ``user`` and ``service``.
     """
+    user_id, service_id, action = ids
     if not (type(user_id) is str and type(service_id) is str and type(action) is str
             and user_id and service_id and action):
         return {"allowed": False, "reason": _bad_request(user_id, service_id, action),
                 "required_permissions": [], "missing_permissions": [],
                 "violations": tally.violations if tally else [],
-                "warnings": tally.warnings if tally else []}
+                "warnings": tally.warnings if tally else []}, tally
     required = "service." + action
     grant = index.grants.get(user_id)
     granted = grant is not None and (
         grant.everything or required in grant.exact
         or (bool(grant.prefixes) and any(required.startswith(p) for p in grant.prefixes)))
-    violations: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
-    if tally is not None:
-        if policies:
-            subject = AccessSubject(user_id, service_id, grant.roles if grant else frozenset(),
-                                    ip_address, index.approved(user_id, service_id))
-            apply_policies(policies, index.enrich(request, user_id, service_id), subject, tally)
-        violations, warnings = tally.violations, tally.warnings
+    if policies:
+        scope = index.enrich(request, user_id, service_id) if scoped else request
+        subject = (user_id, service_id, grant, ip_address)
+        if tally is None:
+            tally = judge(policies, scope, subject)
+        else:
+            apply_policies(policies, scope, subject, tally)
+    violations = tally.violations if tally is not None else []
     if granted and not violations:
         allowed, reason = True, f"allowed: user '{user_id}' holds {required} on '{service_id}'"
     else:
@@ -181,8 +189,8 @@ def decide_access(index: AccessIndex, policies: tuple[CompiledPolicy, ...],
         "required_permissions": [required],
         "missing_permissions": [] if granted else [required],
         "violations": violations,
-        "warnings": warnings,
-    }
+        "warnings": tally.warnings if tally is not None else [],
+    }, tally
 
 
 def _bad_request(user_id: Any, service_id: Any, action: Any) -> str:
@@ -205,9 +213,8 @@ def _denial(grant: Grant | None, user_id: str, required: str, granted: bool,
         return (f"denied: user {user_id!r} is unknown (not in data.users) and so holds no "
                 f"permissions; add it to data.users with a role granting {required}")
     if not granted:
-        roles = display(sorted(grant.roles)) or "none"
-        return (f"denied: user {user_id!r} (roles: {roles}) lacks {required}; grant it a role "
-                f"with {required} or {required.split('.', 1)[0]}.*")
+        return (f"denied: user {user_id!r} (roles: {grant.roles_text}) lacks {required}; grant "
+                f"it a role with {required} or service.*")
     return denial_by_policy(violations)
 
 

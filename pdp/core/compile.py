@@ -51,6 +51,7 @@ class CompiledSet(NamedTuple):
     service: tuple[CompiledPolicy, ...]
     service_counted: int  # deny/warn policies of validate_service (dry-run ones stay invisible)
     access_policies: tuple[CompiledPolicy, ...]
+    access_scoped: bool  # some access policy has a `when`: enrich the input for it
     access_custom: tuple[CompiledPolicy, ...]
     consumption_custom: tuple[CompiledPolicy, ...]
     rate_limits: tuple[RateLimit, ...]
@@ -106,6 +107,7 @@ def compile_policies(documents: tuple[PolicyDocument, ...],
         if errors:
             raise PolicyValidationError(f"policy {document.id}", errors)
     access_data = parse_data(data)
+    access = AccessIndex(access_data, data)
     groups: dict[str, list[CompiledPolicy]] = {
         "service": [], "access": [], "access_custom": [], "consumption_custom": [],
         "content": [], "classification": [],
@@ -130,7 +132,7 @@ def compile_policies(documents: tuple[PolicyDocument, ...],
                                               compile_custom(document.rule, data)))
             elif isinstance(document, AccessControlPolicy):
                 groups["access"].append(
-                    _policy(document, data, compile_access_control(document.rule)))
+                    _policy(document, data, compile_access_control(document.rule, access)))
             elif isinstance(document, RateLimitingPolicy):
                 rate_limits.append(RateLimit(_policy(document, data, _no_check), document.rule))
             elif isinstance(document, ContentFilteringPolicy):
@@ -149,6 +151,7 @@ def compile_policies(documents: tuple[PolicyDocument, ...],
         service=service,
         service_counted=sum(1 for p in service if p.enforcement != "dryrun"),
         access_policies=tuple(groups["access"]),
+        access_scoped=any(policy.when is not None for policy in groups["access"]),
         access_custom=tuple(groups["access_custom"]),
         consumption_custom=tuple(groups["consumption_custom"]),
         rate_limits=tuple(rate_limits),
@@ -157,5 +160,5 @@ def compile_policies(documents: tuple[PolicyDocument, ...],
         detectors=Detectors() if groups["classification"] else None,
         max_cost_per_request=min(costs) if costs else None,
         routes=compile_routes(access_data.routes),
-        access=AccessIndex(access_data, data),
+        access=access,
     )

@@ -92,8 +92,9 @@ def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: floa
     context = request.get("context")
     if type(context) is not dict:
         context = {}
-    answer = decide_access(compiled.access, compiled.access_policies, request, consumer_id,
-                           service_id, "consume", context.get("ip_address"), tally)
+    answer, _ = decide_access(compiled.access, compiled.access_policies, compiled.access_scoped,
+                              request, (consumer_id, service_id, "consume"),
+                              context.get("ip_address"), tally)
     limits = {"max_tokens": 0, "max_requests_per_minute": 0, "max_requests_per_day": 0,
               "max_cost_per_request": compiled.max_cost_per_request or 0.0}
     # Conditions of the consumption policies see the consumer as ``user``, like access checks.

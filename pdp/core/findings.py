@@ -70,20 +70,6 @@ class CompiledPolicy:
         self.when = when
         self.check = check
 
-    def violations(self, findings: list[Finding], enforcement: str) -> list[dict[str, Any]]:
-        """The §5 violation objects for this policy's findings."""
-        return [{
-            "policy_id": self.id,
-            "policy_name": self.name,
-            "severity": self.severity,
-            "message": self.message or message,
-            "remediation": self.remediation or remediation,
-            "field": field,
-            "actual_value": actual,
-            "expected_value": expected,
-            "enforcement": enforcement,
-        } for field, actual, expected, message, remediation in findings]
-
 
 def internal_error(exc: BaseException) -> Finding:
     """The finding that stands for an unexpected error inside a policy (fail closed)."""
@@ -116,7 +102,18 @@ class Tally:
             target = self.warnings
         else:
             target = self.dryrun
-        target += policy.violations(findings, enforcement)
+        for field, actual, expected, message, remediation in findings:
+            target.append({
+                "policy_id": policy.id,
+                "policy_name": policy.name,
+                "severity": policy.severity,
+                "message": policy.message or message,
+                "remediation": policy.remediation or remediation,
+                "field": field,
+                "actual_value": actual,
+                "expected_value": expected,
+                "enforcement": enforcement,
+            })
 
     def record_error(self, policy: CompiledPolicy, exc: BaseException) -> None:
         """An exception inside a policy: a ``deny`` violation, or a dry-run finding in shadow

@@ -126,15 +126,15 @@ class PolicySet:
         request = input if type(input) is dict else _as_object(input)
         compiled = self._compiled
         context = request.get("context")
-        tally = Tally(explain) if explain or compiled.access_policies else None
-        answer = decide_access(self._access, compiled.access_policies, request,
-                               request.get("user_id"), request.get("service_id"),
-                               request.get("action"),
-                               context.get("ip_address") if type(context) is dict else None,
-                               tally)
+        answer, tally = decide_access(
+            self._access, compiled.access_policies, compiled.access_scoped, request,
+            (request.get("user_id"), request.get("service_id"), request.get("action")),
+            context.get("ip_address") if type(context) is dict else None,
+            Tally(explain=True) if explain else None)
         if compiled.access_custom:
-            tally = tally or Tally(explain)
-            answer["violations"], answer["warnings"] = tally.violations, tally.warnings
+            if tally is None:
+                tally = Tally(explain=False)
+                answer["violations"], answer["warnings"] = tally.violations, tally.warnings
             self._apply_custom(compiled.access_custom, request, answer, tally)
         answer["decision_id"] = decision_id
         answer["bundle_revision"] = self.revision
