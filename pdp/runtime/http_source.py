@@ -122,11 +122,13 @@ class HttpSource:
         try:
             await asyncio.wait({task, interrupt}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # Also when the consumer's task is cancelled: never leave a request running behind.
             interrupt.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
             raise _Interrupted
         return task.result()
 

@@ -183,3 +183,22 @@ async def test_close_ends_the_updates_during_a_long_poll(events: Events) -> None
     with pytest.raises(StopAsyncIteration):
         await pending
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.usefixtures("published")
+async def test_cancelling_the_consumer_leaves_no_request_running(client: TestClient,
+                                                                 token_file: Path) -> None:
+    """A consumer task cancelled mid-poll ends cleanly (no pending task, no unclosed session)."""
+    source = HttpSource(str(client.make_url("/bundles/main")), token_file=token_file,
+                        wait_seconds=20)
+    updates = source.updates()
+    await anext(updates)
+    consumer = asyncio.ensure_future(anext(updates))
+    await asyncio.sleep(0.3)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    await updates.aclose()
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()
+               and "_fetch" in repr(t.get_coro())]
+    assert pending == []
