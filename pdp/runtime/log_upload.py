@@ -92,7 +92,7 @@ class UploadSink:
         self._uploads = Counter("pdp_decision_log_uploads", "Decision-log upload POSTs by "
                                 "result (success or the failure reason).", ["result"],
                                 registry=metrics.registry)
-        self._failures = FailureLog(f"decision log upload to {url}")
+        self._failures = FailureLog("decision log upload")
         # One condition guards the buffer and the flags below; the uploader sleeps on it.
         self._cond = threading.Condition()
         self._buffer: deque[bytes] = deque()

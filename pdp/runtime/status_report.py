@@ -185,7 +185,7 @@ class StatusReporter:
         self._reports = Counter("pdp_status_reports", "Status report POSTs by result "
                                 "(success or the failure reason).", ["result"],
                                 registry=registry)
-        self._failures = FailureLog(f"status report to {url}", monotonic=monotonic)
+        self._failures = FailureLog("status report", monotonic=monotonic)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -227,7 +227,9 @@ class StatusReporter:
 
     async def _deliver(self, session: aiohttp.ClientSession) -> tuple[object, ...]:
         """Try the latest status up to ``max_attempts`` times; the key of the last one sent."""
-        for attempt in range(1, self._max_attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             status = self._status()
             failure = await self._post(session, status)
             if failure is None:
@@ -236,10 +238,9 @@ class StatusReporter:
                 return change_key(status)
             self._reports.labels(failure.reason).inc()
             self._failures.failed(failure)
-            if failure.kind != "transient" or attempt == self._max_attempts:
+            if failure.kind != "transient" or attempt >= self._max_attempts:
                 return change_key(status)
             await asyncio.sleep(self._backoff.delay(attempt, self._rng))
-        raise AssertionError("unreachable: the last attempt returns")
 
     async def _post(self, session: aiohttp.ClientSession,
                     status: dict[str, Any]) -> PostFailure | None:

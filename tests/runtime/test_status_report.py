@@ -305,7 +305,8 @@ async def test_a_hanging_control_plane_never_delays_decisions(
     assert sample(registry, "pdp_status_reports_total", result="timeout") >= 2
     p99 = statistics.quantiles(latencies, n=100)[98]
     assert p99 < 0.002, f"decide() p99 {p99 * 1e6:.0f} µs while the control plane hangs"
-    assert max(loop_gaps) < 0.1, "the event loop was blocked while reporting"
+    # A report held by the server until its 0.3 s timeout would show up as a gap this long.
+    assert max(loop_gaps) < 0.25, "the event loop was blocked while reporting"
 
 
 async def test_stop_ends_reporting(
