@@ -56,7 +56,7 @@ class CompiledPolicy:
     """A policy ready to evaluate: identity, enforcement, compiled ``when`` and check."""
 
     __slots__ = ("check", "enforcement", "id", "message", "name", "remediation", "severity",
-                 "when")
+                 "template", "when")
 
     def __init__(self, *, id: str, name: str, severity: str, enforcement: str,
                  message: str | None, remediation: str | None, when: Predicate | None,
@@ -69,6 +69,13 @@ class CompiledPolicy:
         self.remediation = remediation
         self.when = when
         self.check = check
+        # The violation object with this policy's fields filled in, in §5 order: copying it and
+        # setting the finding's fields is cheaper than building a nine-key dict each time.
+        self.template: dict[str, Any] = {
+            "policy_id": id, "policy_name": name, "severity": severity, "message": message,
+            "remediation": remediation, "field": "", "actual_value": "", "expected_value": "",
+            "enforcement": enforcement,
+        }
 
 
 def internal_error(exc: BaseException) -> Finding:
@@ -102,18 +109,19 @@ class Tally:
             target = self.warnings
         else:
             target = self.dryrun
+        template = policy.template
         for field, actual, expected, message, remediation in findings:
-            target.append({
-                "policy_id": policy.id,
-                "policy_name": policy.name,
-                "severity": policy.severity,
-                "message": policy.message or message,
-                "remediation": policy.remediation or remediation,
-                "field": field,
-                "actual_value": actual,
-                "expected_value": expected,
-                "enforcement": enforcement,
-            })
+            violation = template.copy()
+            violation["field"] = field
+            violation["actual_value"] = actual
+            violation["expected_value"] = expected
+            if policy.message is None:
+                violation["message"] = message
+            if policy.remediation is None:
+                violation["remediation"] = remediation
+            if enforcement != policy.enforcement:
+                violation["enforcement"] = enforcement
+            target.append(violation)
 
     def record_error(self, policy: CompiledPolicy, exc: BaseException) -> None:
         """An exception inside a policy: a ``deny`` violation, or a dry-run finding in shadow
