@@ -30,7 +30,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from prometheus_client import Counter
 
@@ -41,6 +40,7 @@ from pdp.runtime.status_report import (
     PostFailure,
     bearer_headers,
     failure_for_status,
+    intake_url,
     ssl_context,
 )
 
@@ -68,9 +68,7 @@ class UploadSink:
                  flush_deadline: float = 5.0,
                  backoff: Backoff = UPLOAD_BACKOFF,
                  rng: random.Random | None = None) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"decision log upload URL must be http:// or https://, got {url!r}")
+        parts = intake_url(url)
         if min(buffer_size, batch_max_events, batch_max_bytes) < 1:
             raise ValueError("buffer_size, batch_max_events and batch_max_bytes must be >= 1")
         if upload_interval <= 0 or timeout <= 0 or flush_deadline < 0:

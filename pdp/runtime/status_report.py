@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter
@@ -86,6 +87,9 @@ def bearer_headers(token_file: Path | None) -> dict[str, str] | PostFailure:
 def failure_for_status(url: str, status: int, reason: str) -> PostFailure:
     """The failure an HTTP answer other than 2xx means, classified for retrying."""
     message = f"{url}: HTTP {status} {reason}".rstrip()
+    if 300 <= status < 400:
+        return PostFailure("redirected", f"{message}; redirects are not followed, configure "
+                           "the URL they point to", "rejected")
     if status == 401:
         return PostFailure("unauthorized", message, "auth")
     if status == 403:
@@ -93,6 +97,14 @@ def failure_for_status(url: str, status: int, reason: str) -> PostFailure:
     if status >= 500 or status in _TRANSIENT_STATUSES:
         return PostFailure("server_error" if status >= 500 else "throttled", message, "transient")
     return PostFailure("rejected", message, "rejected")
+
+
+def intake_url(url: str) -> SplitResult:
+    """``url`` split, if it is an absolute http(s) URL; ``ValueError`` naming it otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"control plane URL must be http:// or https://, got {url!r}")
+    return parts
 
 
 def ssl_context(ca_file: Path | None) -> ssl.SSLContext | None:
@@ -156,7 +168,8 @@ class StatusReporter:
 
     ``status`` is normally ``engine.status``; ``registry`` receives
     ``pdp_status_reports_total{result}`` (``success`` or a failure reason, per attempt).
-    Call :meth:`start` on the running loop and ``await`` :meth:`stop` on shutdown.
+    Call :meth:`start` on the running loop and ``await`` :meth:`stop` on shutdown. Raises
+    ``ValueError`` for a URL that is not http(s) or a non-positive period, timeout or attempts.
     """
 
     def __init__(self, url: str, status: Callable[[], dict[str, Any]], *,
@@ -167,6 +180,7 @@ class StatusReporter:
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None) -> None:
+        intake_url(url)
         if interval <= 0 or check_interval <= 0 or timeout <= 0 or max_attempts < 1:
             raise ValueError("interval, check_interval and timeout must be positive and "
                              "max_attempts at least 1")
@@ -249,7 +263,9 @@ class StatusReporter:
             return headers
         report = {**status, "reported_at": iso(self._clock())}
         try:
-            async with session.post(self.url, json=report, headers=headers) as response:
+            # A redirect would turn the POST into a GET elsewhere: report the 3xx instead.
+            async with session.post(self.url, json=report, headers=headers,
+                                    allow_redirects=False) as response:
                 if 200 <= response.status < 300:
                     return None
                 return failure_for_status(self.url, response.status, response.reason or "")

@@ -206,6 +206,17 @@ async def test_a_rejected_batch_is_dropped_and_later_events_still_flow(
     assert sample(metrics.registry, DROPPED, reason="upload_rejected") == 2
 
 
+async def test_a_redirected_batch_is_dropped_not_followed(
+        intake: Intake, metrics: RuntimeMetrics, sinks: list[UploadSink]) -> None:
+    """A 307 means a wrong URL: the batch is counted as rejected and nothing goes elsewhere."""
+    intake.answers = [307]
+    sink = make_sink(sinks, intake.url("logs"), metrics)
+    sink.write(lines(1, 2))
+    await eventually(lambda: sample(metrics.registry, DROPPED, reason="upload_rejected") == 2)
+    assert sample(metrics.registry, "pdp_decision_log_uploads_total", result="redirected") == 1
+    assert intake.received["moved"] == []
+
+
 async def test_shutdown_flushes_what_is_buffered(
         intake: Intake, metrics: RuntimeMetrics, sinks: list[UploadSink]) -> None:
     """close() uploads the waiting events at once instead of at the next interval."""

@@ -47,13 +47,14 @@ class Received:
 class Intake:
     """The control plane's ``/v1/status`` and ``/v1/logs`` on a real socket, answering as told.
 
-    ``answers`` is consumed one per request (then ``answer`` applies); ``hang`` holds every
+    ``answers`` is consumed one per request (then ``answer`` applies; a 3xx points to
+    ``/v1/moved``, which records whatever follows it); ``hang`` holds every
     request until the test ends. Bodies are kept as sent (no transparent gzip decoding), so the
     tests see the bytes on the wire.
     """
 
     def __init__(self) -> None:
-        self.received: dict[str, list[Received]] = {"status": [], "logs": []}
+        self.received: dict[str, list[Received]] = {"status": [], "logs": [], "moved": []}
         self.answer = 200
         self.answers: list[int] = []
         self.hang = False
@@ -66,6 +67,7 @@ class Intake:
         app = web.Application()
         app.router.add_post("/v1/status", self._handler("status"))
         app.router.add_post("/v1/logs", self._handler("logs"))
+        app.router.add_route("*", "/v1/moved", self._handler("moved"))
         self._runner = web.AppRunner(app, auto_decompress=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -85,7 +87,8 @@ class Intake:
             if self.hang:
                 await self._release.wait()
             status = self.answers.pop(0) if self.answers else self.answer
-            return web.Response(status=status)
+            moved = {"Location": "/v1/moved"} if 300 <= status < 400 else None
+            return web.Response(status=status, headers=moved)
         return handle
 
     def url(self, kind: str) -> str:
@@ -328,3 +331,23 @@ def test_nonsense_timing_is_refused(registry: CollectorRegistry, option: dict[st
     """Zero or negative periods and attempts are refused when the reporter is built."""
     with pytest.raises(ValueError, match="positive"):
         StatusReporter("http://127.0.0.1:1/v1/status", dict, registry=registry, **option)
+
+
+@pytest.mark.parametrize("url", ["control:8282/v1/status", "ftp://control/v1/status", ""])
+def test_a_url_that_is_not_http_is_refused(registry: CollectorRegistry, url: str) -> None:
+    """A control-plane URL without an http(s) scheme and host is refused, naming the URL."""
+    with pytest.raises(ValueError, match="must be http:// or https://"):
+        StatusReporter(url, dict, registry=registry)
+
+
+async def test_a_redirect_is_not_followed(
+        make_engine: EngineFactory, signing: Signing, intake: Intake,
+        registry: CollectorRegistry, reporters: list[StatusReporter]) -> None:
+    """A 3xx is a failed report, not a POST turned into a GET somewhere else."""
+    intake.answer = 302
+    engine = await ready_engine(make_engine, signing)
+    start(reporters, intake.url("status"), engine, registry, interval=3600)
+    await eventually(
+        lambda: sample(registry, "pdp_status_reports_total", result="redirected") == 1)
+    await asyncio.sleep(0.1)
+    assert (len(intake.reports), intake.received["moved"]) == (1, [])
