@@ -63,7 +63,7 @@ class UploadSink:
 
     def __init__(self, url: str, *, metrics: RuntimeMetrics, token_file: Path | None = None,
                  ca_file: Path | None = None, buffer_size: int = 10_000,
-                 batch_max_events: int = 1_000, batch_max_bytes: int = 1024 * 1024,
+                 batch_max_events: int = 1_000, batch_max_bytes: int = 512 * 1024,
                  upload_interval: float = 5.0, timeout: float = 5.0,
                  flush_deadline: float = 5.0,
                  backoff: Backoff = UPLOAD_BACKOFF,
