@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
-from pdp.control import admin_routes, bundle_server, publish_routes
+from pdp.control import admin_routes, bundle_server, intake_routes, publish_routes
 from pdp.control.admin_routes import PLANE, PRINCIPAL
 from pdp.control.auth import Permission, bearer_token
 from pdp.control.database import CONNECTION_ERRORS
@@ -59,15 +59,17 @@ def make_app(plane: ControlPlane) -> web.Application:
     """The control plane's aiohttp application over an opened `plane`."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
-        # aiohttp refuses bigger bodies itself; http_json re-checks and answers 413 in our shape.
-        client_max_size=plane.settings.max_body_bytes,
+        # aiohttp refuses bigger bodies itself; http_json checks each route's own limit and
+        # answers 413 in our shape. Decision-log uploads may be larger than admin requests.
+        client_max_size=plane.settings.max_body_bytes * intake_routes.LOG_BODY_FACTOR,
     )
     app[PLANE] = plane
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     permissions: dict[AbstractRoute, Permission] = {}
     for method, path, handler, permission in (*admin_routes.ROUTES, *publish_routes.ROUTES,
-                                              *bundle_server.ROUTES):
+                                              *bundle_server.ROUTES, *intake_routes.ROUTES):
         permissions[app.router.add_route(method, path, handler)] = permission
     app[ROUTE_PERMISSIONS] = permissions
+    app.cleanup_ctx.append(intake_routes.prune_decision_logs)
     return app

@@ -18,6 +18,7 @@ from pdp.control.bundle_feed import BundleFeed
 from pdp.control.database import open_pool
 from pdp.control.draft import Draft
 from pdp.control.errors import ConfigurationError
+from pdp.control.intake import Intake
 from pdp.control.publisher import Publisher
 from pdp.control.seed import seed_if_empty
 from pdp.control.settings import ControlSettings
@@ -37,6 +38,7 @@ class ControlPlane:
     draft: Draft
     publisher: Publisher
     feed: BundleFeed
+    intake: Intake
     clock: Clock
 
     async def close(self) -> None:
@@ -75,7 +77,7 @@ async def open_control_plane(settings: ControlSettings, *, seed_dir: Path | None
         raise
     return ControlPlane(settings=settings, pool=pool, tokens=tokens,
                         token_admin=TokenAdmin(pool, tokens), draft=draft, publisher=publisher,
-                        feed=feed, clock=clock)
+                        feed=feed, intake=Intake(pool), clock=clock)
 
 
 async def create_token(database_url: str, *, role: Role, name: str) -> tuple[str, TokenRecord]:

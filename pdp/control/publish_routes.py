@@ -11,8 +11,9 @@ from pdp.control.http_json import json_response, read_json_object
 from pdp.core import FieldError
 
 
-def _int(value: object, field: str, *, minimum: int = 1) -> int:
-    """`value` as an integer of at least `minimum`; RequestError naming `field` otherwise."""
+def positive_int(value: object, field: str, *, minimum: int = 1) -> int:
+    """`value` (a query or body value) as an integer of at least `minimum`; RequestError naming
+    `field` otherwise."""
     if isinstance(value, bool):
         value = None
     try:
@@ -52,7 +53,7 @@ async def publish(request: web.Request) -> web.Response:
 async def rollback(request: web.Request) -> web.Response:
     """``POST /v1/rollback`` with ``{"sequence": N}``: republish N's content as a new sequence."""
     body = await read_json_object(request, limit=body_limit(request))
-    sequence = _int(body.get("sequence"), "sequence")
+    sequence = positive_int(body.get("sequence"), "sequence")
     record = await request.app[PLANE].publisher.rollback(
         principal(request), sequence, notes=_notes(body)
     )
@@ -62,8 +63,9 @@ async def rollback(request: web.Request) -> web.Response:
 
 async def list_bundles(request: web.Request) -> web.Response:
     """``GET /v1/bundles?limit=&before=``: published bundles, newest first."""
-    limit = _int(request.query.get("limit", "50"), "limit")
-    before = _int(request.query["before"], "before") if "before" in request.query else None
+    limit = positive_int(request.query.get("limit", "50"), "limit")
+    before = (positive_int(request.query["before"], "before")
+              if "before" in request.query else None)
     records = await request.app[PLANE].publisher.list_bundles(
         principal(request), limit=min(limit, 500), before=before
     )
@@ -72,15 +74,15 @@ async def list_bundles(request: web.Request) -> web.Response:
 
 async def get_bundle(request: web.Request) -> web.Response:
     """``GET /v1/bundles/{sequence}``: one bundle's metadata."""
-    sequence = _int(request.match_info["sequence"], "sequence")
+    sequence = positive_int(request.match_info["sequence"], "sequence")
     record = await request.app[PLANE].publisher.get(principal(request), sequence)
     return json_response(record.to_json())
 
 
 async def diff_bundles(request: web.Request) -> web.Response:
     """``GET /v1/bundles/{from}/diff/{to}``: files added, removed and changed, with patches."""
-    old = _int(request.match_info["from"], "from")
-    new = _int(request.match_info["to"], "to")
+    old = positive_int(request.match_info["from"], "from")
+    new = positive_int(request.match_info["to"], "to")
     return json_response(await request.app[PLANE].publisher.diff(principal(request), old, new))
 
 
@@ -101,14 +103,14 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     """``DELETE /v1/tokens/{id}``: revoke a token."""
-    token_id = _int(request.match_info["id"], "id")
+    token_id = positive_int(request.match_info["id"], "id")
     record = await request.app[PLANE].token_admin.revoke(principal(request), token_id)
     return json_response(record.to_json())
 
 
 async def audit_log(request: web.Request) -> web.Response:
     """``GET /v1/audit?limit=``: the newest audit rows."""
-    limit = min(_int(request.query.get("limit", "100"), "limit"), 1000)
+    limit = min(positive_int(request.query.get("limit", "100"), "limit"), 1000)
     entries = await request.app[PLANE].token_admin.audit_log(principal(request), limit=limit)
     return json_response({"entries": [e.to_json() for e in entries]})
 

@@ -48,6 +48,12 @@ class ControlSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=ONE_MIB, ge=1024, description="largest accepted HTTP request body in bytes"
     )
+    decision_log_retention_seconds: float = Field(
+        default=7 * 24 * 3600, gt=0, description="how long uploaded decision events are kept"
+    )
+    fleet_window_seconds: float = Field(
+        default=300, gt=0, description="sidecars not heard from for this long leave the fleet view"
+    )
     pool_size: int = Field(
         default=10, ge=2, le=100, description="PostgreSQL connections per replica"
     )

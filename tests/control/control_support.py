@@ -19,7 +19,7 @@ KEY_ID = "cp-test"
 
 # Tables whose rows a refused request must not change (everything a write can touch).
 WRITABLE_TABLES = ("policies", "policy_versions", "data_documents", "bundle_tests", "bundles",
-                   "api_tokens", "audit_log")
+                   "api_tokens", "audit_log", "sidecars", "decision_logs")
 
 
 @dataclass(frozen=True)

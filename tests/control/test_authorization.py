@@ -1,7 +1,8 @@
 """Authorization (DESIGN §8.3): every HTTP endpoint by every role, no token and a revoked token.
 
 The documented matrix: viewer reads; editor reads, edits and evaluates; publisher reads and
-publishes; admin does everything including tokens; sidecar only downloads bundles. Everyone may
+publishes; admin does everything including tokens; sidecar only downloads bundles and reports
+its status and decisions. Everyone may
 download bundles. A missing, unknown or revoked token is 401; a wrong role is 403; and a refused
 request leaves the database exactly as it was.
 """
@@ -24,6 +25,7 @@ EDITORS = {Role.ADMIN, Role.EDITOR}
 PUBLISHERS = {Role.ADMIN, Role.PUBLISHER}
 ADMINS = {Role.ADMIN}
 EVERYONE = set(Role)
+REPORTERS = {Role.ADMIN, Role.SIDECAR}
 
 SYSTEM = Principal(token_id=0, name="matrix-setup", role=Role.ADMIN)
 _counter = itertools.count()
@@ -127,6 +129,12 @@ ENDPOINTS = [
     Endpoint("POST", "/v1/tokens", ADMINS, 201, body={"name": "made", "role": "viewer"}),
     Endpoint("DELETE", "", ADMINS, prepare=_token_to_revoke),
     Endpoint("GET", "/v1/audit", READERS),
+    Endpoint("POST", "/v1/status", REPORTERS,
+             body={"instance_id": "sc-1", "state": "fresh", "revision": "1", "sequence": 1}),
+    Endpoint("POST", "/v1/logs", REPORTERS,
+             body=[{"decision_id": "d-1", "instance_id": "sc-1", "query": "check_access"}]),
+    Endpoint("GET", "/v1/fleet", READERS),
+    Endpoint("GET", "/v1/decisions", READERS),
 ]
 
 

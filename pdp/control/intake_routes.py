@@ -1,0 +1,84 @@
+"""HTTP handlers for what sidecars send (``/v1/status``, ``/v1/logs``) and the views over it
+(``/v1/fleet``, ``/v1/decisions``), plus the decision-log retention task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from pdp.control.admin_routes import PLANE, Route, body_limit, principal
+from pdp.control.auth import Permission
+from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.http_json import json_response, read_json, read_json_object
+from pdp.control.publish_routes import positive_int
+
+log = logging.getLogger(__name__)
+
+# A decision-log batch may be larger than an admin request (the uploader's batches are ~1 MiB of
+# events before the JSON array around them). aiohttp inflates a gzip body before it is counted.
+LOG_BODY_FACTOR = 4
+PRUNE_INTERVAL_SECONDS = 3600.0
+
+
+async def post_status(request: web.Request) -> web.Response:
+    """``POST /v1/status``: a sidecar's status document (its latest replaces the previous)."""
+    report = await read_json_object(request, limit=body_limit(request))
+    await request.app[PLANE].intake.record_status(principal(request), report)
+    return json_response({"accepted": True})
+
+
+async def post_logs(request: web.Request) -> web.Response:
+    """``POST /v1/logs``: a JSON array of decision events, gzip-encoded or not (OPA's upload)."""
+    events = await read_json(request, limit=body_limit(request) * LOG_BODY_FACTOR)
+    accepted = await request.app[PLANE].intake.record_decisions(principal(request), events)
+    return json_response({"accepted": accepted})
+
+
+async def get_fleet(request: web.Request) -> web.Response:
+    """``GET /v1/fleet``: "N of M on revision R" and every sidecar's revision, state, last error."""
+    plane = request.app[PLANE]
+    return json_response(await plane.intake.fleet(
+        principal(request), seen_within=plane.settings.fleet_window_seconds))
+
+
+async def get_decisions(request: web.Request) -> web.Response:
+    """``GET /v1/decisions?limit=&decision_id=``: recent decision events, newest first."""
+    limit = min(positive_int(request.query.get("limit", "100"), "limit"), 1000)
+    events = await request.app[PLANE].intake.recent_decisions(
+        principal(request), limit=limit, decision_id=request.query.get("decision_id"))
+    return json_response({"decisions": events})
+
+
+async def prune_decision_logs(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: delete decision events past their retention, hourly, while the app runs."""
+    plane = app[PLANE]
+
+    async def prune_forever() -> None:
+        while True:
+            try:
+                deleted = await plane.intake.prune_decisions(
+                    older_than=plane.settings.decision_log_retention_seconds)
+                if deleted:
+                    log.info("pruned decision logs", extra={"deleted": deleted})
+            except CONNECTION_ERRORS as exc:
+                log.warning("decision-log retention: database unavailable: %s", exc)
+            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+    task = asyncio.create_task(prune_forever(), name="pdp-decision-log-retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+ROUTES: list[Route] = [
+    ("POST", "/v1/status", post_status, Permission.REPORT),
+    ("POST", "/v1/logs", post_logs, Permission.REPORT),
+    ("GET", "/v1/fleet", get_fleet, Permission.READ),
+    ("GET", "/v1/decisions", get_decisions, Permission.READ),
+]
+"""Intake and fleet routes with the permission each needs."""
