@@ -4,6 +4,7 @@
 
     pdp admin --server URL --token-file F policy list | get ID | apply -f FILE | delete ID
     pdp admin --server URL --token-file F publish [--notes TEXT] | rollback SEQ
+    pdp admin --server URL --token-file F fleet | decisions [--limit N] [--id DECISION_ID]
 
 Readable tables and messages for people; ``--json`` prints the API's JSON for scripts. Exit codes:
 0 success, 1 the control plane refused or could not be reached (the message says why, with each
@@ -115,6 +116,13 @@ def register(subparsers: Any) -> None:
     rollback.add_argument("sequence", type=int, metavar="SEQ")
     rollback.add_argument("--notes", default="", help="a note stored with the bundle")
     rollback.set_defaults(handler=_rollback)
+
+    fleet = commands.add_parser("fleet", help="which sidecars run which bundle")
+    fleet.set_defaults(handler=_fleet)
+    decisions = commands.add_parser("decisions", help="recent decisions logged by sidecars")
+    decisions.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    decisions.add_argument("--id", dest="decision_id", help="only this decision id")
+    decisions.set_defaults(handler=_decisions)
 
 
 def _env_path(name: str) -> Path | None:
@@ -234,6 +242,40 @@ def _publish(args: argparse.Namespace, client: AdminClient) -> None:
 def _rollback(args: argparse.Namespace, client: AdminClient) -> None:
     answer = client.call("POST", "/v1/rollback", {"sequence": args.sequence, "notes": args.notes})
     _print_bundle(args, answer, f"rolled back to the content of {args.sequence} as")
+
+
+def _fleet(args: argparse.Namespace, client: AdminClient) -> None:
+    answer = client.call("GET", "/v1/fleet")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return
+    print(answer["summary"])
+    rows = [(s["instance_id"], s["revision"] or "-", s["state"], s["last_seen"][:19],
+             (s["last_error"] or {}).get("message", "")) for s in answer["sidecars"]]
+    if rows:
+        _table(("instance", "revision", "state", "last seen", "last error"), rows)
+
+
+def _outcome(result: object) -> str:
+    if not isinstance(result, dict):
+        return "-"
+    for key in ("allowed", "compliant"):
+        if key in result:
+            return f"{key}={str(result[key]).lower()}"
+    return "-"
+
+
+def _decisions(args: argparse.Namespace, client: AdminClient) -> None:
+    query = {"limit": str(args.limit), **({"decision_id": args.decision_id}
+                                           if args.decision_id else {})}
+    answer = client.call("GET", f"/v1/decisions?{urllib.parse.urlencode(query)}")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return
+    rows = [(d.get("decision_id", ""), d.get("query", ""), _outcome(d.get("result")),
+             d.get("instance_id", ""), d.get("received_at", "")[:19])
+            for d in answer["decisions"]]
+    _table(("decision", "query", "outcome", "instance", "received"), rows)
 
 
 def _report(exc: AdminError, *, as_json: bool) -> None:

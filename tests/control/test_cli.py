@@ -221,3 +221,20 @@ async def test_a_port_in_use_is_reported_without_a_traceback(control: ControlPro
         cwd=control.workdir)
     assert code == 2 and f"cannot listen for HTTP on {taken}" in err
     assert "Traceback" not in err
+
+
+async def test_fleet_and_decisions_for_people(control: ControlProcess,
+                                              admin_token_file: Path) -> None:
+    """fleet prints 'N of M on revision R' and a row per sidecar; decisions a row per event."""
+    await admin(control, admin_token_file, "publish")
+    token = (await asyncio.to_thread(admin_token_file.read_text)).strip()
+    async with aiohttp.ClientSession(headers=bearer(token)) as session:
+        report = {"instance_id": "pod-a", "state": "fresh", "revision": "1", "sequence": 1}
+        await (await session.post(f"{control.url}/v1/status", json=report)).read()
+        event = {"decision_id": "d-9", "instance_id": "pod-a", "query": "check_access",
+                 "result": {"allowed": True}}
+        await (await session.post(f"{control.url}/v1/logs", json=[event])).read()
+    code, out, _ = await admin(control, admin_token_file, "fleet")
+    assert code == 0 and out.splitlines()[0] == "1 of 1 on revision 1" and "pod-a" in out
+    code, out, _ = await admin(control, admin_token_file, "decisions")
+    assert code == 0 and "d-9" in out and "allowed=true" in out
