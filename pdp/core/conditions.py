@@ -40,6 +40,9 @@ Operator = Literal[
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 MAX_CONDITION_STRING = 64 * 1024  # DESIGN §10: strings in conditions <= 64 KiB
+# Compiled conditions are nested closures: a bound on nesting keeps evaluation far from Python's
+# recursion limit (DESIGN §10 allows 64 levels of JSON, and a leaf is two of them).
+MAX_CONDITION_DEPTH = 32
 _NUMBER = (int, float)
 _LIST_OPS = frozenset({"in", "not_in", "contains_any", "contains_all"})
 _ORDER_OPS = frozenset({"gt", "gte", "lt", "lte"})
@@ -63,6 +66,7 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
+Getter = Callable[[Any], Any]
 
 
 def split_path(field: str) -> tuple[str, ...]:
@@ -310,6 +314,17 @@ def _cidr_test(
     return test
 
 
+def condition_depth(condition: Condition) -> int:
+    """How deeply ``all``/``any``/``not`` nest (a leaf alone is 1), without recursing."""
+    deepest, stack = 0, [(condition, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = node.all_of or node.any_of or ((node.not_of,) if node.not_of else ())
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def compile_condition(condition: Condition, data: Mapping[str, Any]) -> Predicate:
     """Compile a validated condition into a predicate over an input document."""
     if condition.all_of is not None:
@@ -342,5 +357,3 @@ def field_getter(field: str, data: Mapping[str, Any]) -> Getter:
         return lambda _doc: constant
     return make_getter(path)
 
-
-Getter = Callable[[Any], Any]

@@ -31,7 +31,7 @@ from pydantic import (
     ValidationError,
 )
 
-from pdp.core.conditions import Condition
+from pdp.core.conditions import MAX_CONDITION_DEPTH, Condition, condition_depth
 from pdp.core.errors import FieldError, PolicyValidationError
 from pdp.core.rules import (
     AccessControlRule,
@@ -291,14 +291,20 @@ def _leaf_error(kind: str, op: str, value: Any) -> str | None:
 
 
 def condition_type_errors(condition: Condition, query: str, path: str) -> list[FieldError]:
-    """Type errors of ``condition`` against the known fields of ``query``'s input."""
+    """Nesting and type errors of ``condition`` against the known fields of ``query``'s input."""
+    if condition_depth(condition) > MAX_CONDITION_DEPTH:
+        return [FieldError(path, f"conditions nest at most {MAX_CONDITION_DEPTH} levels deep")]
+    return _type_errors(condition, query, path)
+
+
+def _type_errors(condition: Condition, query: str, path: str) -> list[FieldError]:
     if condition.all_of is not None or condition.any_of is not None:
         name, parts = ("all", condition.all_of) if condition.all_of is not None else (
             "any", condition.any_of or ())
         return [error for index, part in enumerate(parts)
-                for error in condition_type_errors(part, query, f"{path}.{name}.{index}")]
+                for error in _type_errors(part, query, f"{path}.{name}.{index}")]
     if condition.not_of is not None:
-        return condition_type_errors(condition.not_of, query, f"{path}.not")
+        return _type_errors(condition.not_of, query, f"{path}.not")
     kind = FIELD_TYPES.get(query, {}).get(condition.field or "")
     if kind is None or condition.op is None:
         return []

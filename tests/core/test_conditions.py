@@ -275,3 +275,21 @@ def test_documents_built_without_parse_policy_are_type_checked_when_compiled() -
     with pytest.raises(PolicyValidationError) as caught:
         compile_policy_set([document], {})
     assert caught.value.errors[0].path == "when.op"
+
+
+@pytest.mark.parametrize("depth", [40, 5000])
+def test_deeply_nested_conditions_are_refused(depth: int) -> None:
+    """Nesting beyond 32 levels is a validation error, never a recursion crash."""
+    condition: dict[str, Any] = {"field": "environment", "op": "exists"}
+    for _ in range(depth):
+        condition = {"not": condition}
+    with pytest.raises(PolicyValidationError):
+        parse_policy(policy("security", {"require_https": True}, when=condition))
+
+
+def test_nesting_up_to_the_limit_compiles_and_evaluates() -> None:
+    """32 levels are accepted and evaluate correctly."""
+    condition: dict[str, Any] = {"field": "environment", "op": "exists"}
+    for _ in range(30):
+        condition = {"all": [condition]}
+    assert holds({"not": condition}, {})
