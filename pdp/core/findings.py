@@ -18,6 +18,7 @@ from pdp.core.conditions import MISSING
 
 MAX_VALUE_TEXT = 256  # actual/expected values are echoed, so keep them short
 _SEQUENCES = (list, tuple, set, frozenset)
+_CONTAINERS = (*_SEQUENCES, dict)
 
 
 # One way an input fails one policy: (field, actual value, expected value, message, remediation).
@@ -39,13 +40,20 @@ def display(value: Any) -> str:
     elif kind is int or kind is float:
         text = repr(value)
     elif kind in _SEQUENCES:
-        text = ", ".join([item if type(item) is str else display(item) for item in value])
+        # Items are shown flat; a nested container is shown as JSON (bounded, never recursing).
+        text = ", ".join([item if type(item) is str
+                          else _json(item) if type(item) in _CONTAINERS else display(item)
+                          for item in value])
     else:
-        try:
-            text = json.dumps(value, sort_keys=True, default=str)
-        except (TypeError, ValueError, RecursionError):
-            text = f"<{kind.__name__}>"
+        text = _json(value)
     return text if len(text) <= MAX_VALUE_TEXT else text[: MAX_VALUE_TEXT - 1] + "…"
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError, RecursionError):  # unsortable keys, cycles, absurd nesting
+        return f"<{type(value).__name__}>"
 
 
 Check = Callable[[Any], "list[Finding] | None"]

@@ -21,7 +21,7 @@ from pdp.core.access import AccessIndex, decide_access, denial_by_policy, match_
 from pdp.core.compile import CompiledSet, compile_policies
 from pdp.core.consumption import RateCounter, decide_consumption
 from pdp.core.document import PolicyDocument
-from pdp.core.errors import UnknownQueryError
+from pdp.core.errors import FieldError, PolicyValidationError, UnknownQueryError
 from pdp.core.findings import CompiledPolicy, Tally, apply_policies, judge
 
 QUERIES: tuple[str, ...] = ("validate_service", "check_access", "validate_consumption",
@@ -33,7 +33,11 @@ def compile_policy_set(policies: Iterable[PolicyDocument], data: Mapping[str, An
     """Compile policies and bundle data; raises ``PolicyValidationError`` naming the problem."""
     documents = tuple(policies)
     # The set owns a private copy, so later edits of the caller's dicts cannot leak into it.
-    owned = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else data
+    try:
+        owned = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else data
+    except RecursionError:
+        raise PolicyValidationError("data", [FieldError("data", "bundle data nests too deeply")]
+                                    ) from None
     return PolicySet(documents, owned, compile_policies(documents, owned), revision)
 
 

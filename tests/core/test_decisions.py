@@ -180,3 +180,17 @@ def test_decisions_do_not_share_mutable_state() -> None:
     first["metadata"]["policies_failed"] = 99
     second = decide(policy_set, "validate_service", BREAKS_THREE)
     assert len(second["violations"]) == 3 and second["metadata"]["policies_failed"] == 3
+
+
+def test_absurdly_nested_input_is_reported_not_crashed() -> None:
+    """A value nested 100,000 levels deep is shown as a placeholder, not an internal error."""
+    deep: list[Any] = []
+    current = deep
+    for _ in range(100_000):
+        current.append([])
+        current = current[0]
+    policy_set = compile_set(policy("custom", {"violation_if": {"field": "tags", "op": "exists"},
+                                               "field": "tags"}))
+    decision = decide(policy_set, "validate_service", {"tags": deep}, explain=True)
+    assert decision["explain"][0]["outcome"] == "violation"
+    assert decision["violations"][0]["actual_value"] == "<list>"

@@ -192,3 +192,14 @@ def test_the_policy_set_keeps_documents_data_and_revision() -> None:
     assert policy_set.policies == (doc,)
     assert policy_set.data["roles"] == DATA["roles"]
     assert policy_set.get("missing") is None
+
+
+def test_absurdly_nested_bundle_data_is_refused() -> None:
+    """Bundle data nested beyond Python's recursion limit is a validation error, not a crash."""
+    deep: dict[str, Any] = {}
+    current = deep
+    for _ in range(100_000):
+        current["a"] = {}
+        current = current["a"]
+    with pytest.raises(PolicyValidationError, match="nests too deeply"):
+        compile_policy_set([], {"anything": deep})
