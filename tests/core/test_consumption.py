@@ -231,3 +231,19 @@ def test_consumption_conditions_see_the_consumer_as_user() -> None:
         when={"field": "user.attributes.tenant", "op": "eq", "value": "acme"}))
     assert consume(policy_set, consumer="carl", metadata={"max_tokens": 50})["allowed"] is False
     assert consume(policy_set, consumer="ada", metadata={"max_tokens": 50})["allowed"] is True
+
+
+@pytest.mark.parametrize(("type", "rule", "allowed"), [
+    ("content_filtering", {"blocked_terms": ["x"]}, True),
+    ("content_filtering", {"blocked_patterns": ["x"]}, True),
+    ("content_filtering", {"max_payload_bytes": 1}, True),
+    ("data_classification", {"detect": ["email"], "max_level": "public"}, True),
+    ("rate_limiting", {"max_tokens_per_request": 1}, True),
+    ("access_control", {"allowed_ip_ranges": ["10.0.0.0/8"]}, False),
+])
+def test_absent_payload_and_context(type: str, rule: dict[str, Any], allowed: bool) -> None:
+    """Without request_payload or context, only rules that require a field fail."""
+    policy_set = compile_set(policy(type, rule))
+    decision = decide(policy_set, "validate_consumption",
+                      {"consumer_id": "carl", "service_id": "svc-public"})
+    assert decision["allowed"] is allowed
