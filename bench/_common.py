@@ -16,6 +16,7 @@ Measurement method (the same for every engine, so ratios are fair):
 from __future__ import annotations
 
 import gc
+import math
 import os
 import platform
 import statistics
@@ -106,8 +107,8 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
     """The ``pct``-th percentile of already sorted values (nearest-rank method)."""
     if not sorted_values:
         raise ValueError("percentile of an empty sequence")
-    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceiling without floats drifting
-    return sorted_values[int(rank) - 1]
+    rank = max(1, math.ceil(len(sorted_values) * pct / 100.0))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
