@@ -327,6 +327,23 @@ async def test_dev_mode_becomes_ready_and_answers(
     assert status_doc["bundle"]["key_id"] == "pdp-dev"
 
 
+async def test_decision_log_file_is_masked_and_flushed_on_exit(
+    spawn: Any, bundles: BundleFactory, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """--decision-log FILE gets one masked event per decision, all written by the time of exit."""
+    log = tmp_path / "decisions.jsonl"
+    sidecar: SidecarProcess = spawn(*sidecar_args(
+        bundles.write(1), bundles, "--decision-log", str(log),
+        "--decision-log-mask", "/input/context"))
+    await sidecar.wait_ready(http)
+    ids = [(await decide(http, sidecar))[1]["decision_id"] for _ in range(3)]
+    assert await asyncio.to_thread(sidecar.stop) == 0
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [event["decision_id"] for event in events] == ids
+    assert all("context" not in event["input"] for event in events)
+    assert all(event["input"]["user_id"] == "user-456" for event in events)
+
+
 async def test_sigint_also_stops_cleanly(
     spawn: Any, bundles: BundleFactory, http: aiohttp.ClientSession
 ) -> None:
