@@ -15,6 +15,7 @@ POLICY_SET = compile_set(policy("security", {"require_https": True}, id="https-r
 
 
 def case(name: str, query: str, input: dict[str, Any], expect: dict[str, Any]) -> dict[str, Any]:
+    """A raw bundle test case."""
     return {"name": name, "query": query, "input": input, "expect": expect}
 
 
@@ -45,6 +46,7 @@ def test_a_bad_test_file_names_the_field(raw: dict[str, Any], path: str) -> None
 
 
 def run(*cases: dict[str, Any]) -> Any:
+    """Parse raw cases as one test file and run them against POLICY_SET."""
     return run_tests(POLICY_SET, parse_tests({"cases": list(cases)}, source="t.json"), now=NOW)
 
 

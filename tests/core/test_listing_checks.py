@@ -22,6 +22,7 @@ def fields_violated(type: str, rule: dict[str, Any], listing: dict[str, Any]) ->
 
 
 def residency(*codes: Any) -> dict[str, Any]:
+    """A listing that keeps data in ``codes``."""
     return {"compliance": {"data_residency": list(codes)}}
 
 
@@ -128,6 +129,7 @@ SECURITY = [
 
 
 def rates(*tiers: tuple[str, float, str]) -> dict[str, Any]:
+    """A listing priced by (tier, rate, unit) triples."""
     return {"pricing": {"rates": [{"tier": t, "rate": r, "unit": u} for t, r, u in tiers]}}
 
 
