@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test lint typecheck unit proto bench-core bench-bundle bench clean
+.PHONY: venv run test lint typecheck unit proto bench bench-tools bench-core bench-bundle bench-grpc \
+        bench-http bench-startup clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "pdp needs Python 3.11 or newer")'
@@ -39,6 +40,22 @@ bench-core: venv
 
 bench-bundle: venv
 	$(BIN)/python bench/bundle.py
+
+# Load generators for the server benchmarks: wrk (HTTP/1.1) and h2load (HTTP/2, for gRPC).
+bench-tools:
+	@command -v wrk >/dev/null && command -v h2load >/dev/null || \
+	  { echo "installing wrk and h2load from Debian's packages"; apt-get install -y -q wrk nghttp2-client; }
+
+bench-grpc: venv bench-tools
+	$(BIN)/python bench/grpc.py
+
+bench-http: venv bench-tools
+	$(BIN)/python bench/http.py
+
+bench-startup: venv
+	$(BIN)/python bench/startup.py
+
+bench: bench-core bench-bundle bench-grpc bench-http bench-startup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
