@@ -42,6 +42,7 @@ from pdp.core.findings import (
     Finding,
     Tally,
     apply_policies,
+    combine,
     display,
     judge,
 )
@@ -103,40 +104,75 @@ class AccessIndex:
         return services is not None and (service_id in services or ANY_SERVICE in services)
 
 
-def compile_access_control(rule: AccessControlRule, index: AccessIndex) -> Check:
-    """Blocked users, allowed roles, source IP ranges and approvals, as one check."""
-    blocked = frozenset(rule.blocked_user_ids)
-    allowed_roles = frozenset(rule.allowed_user_roles)
-    roles_text = display(sorted(allowed_roles))
-    networks = tuple(ipaddress.ip_network(cidr) for cidr in rule.allowed_ip_ranges)
-    networks_text = "an address in " + display([str(n) for n in networks])
-    require_approval = rule.require_approval
-
+def _blocked(blocked: frozenset[str]) -> Check:
     def check(subject: AccessSubject) -> list[Finding] | None:
-        user, service, grant, ip_address = subject
-        findings: list[Finding] = []
-        if user in blocked:
-            findings.append(("user_id", user, "a user that is not blocked",
-                             f"user {user!r} is blocked", "ask an administrator to lift the block"))
-        if allowed_roles and (grant is None or not grant.roles & allowed_roles):
-            findings.append(("user.roles", grant.roles_text if grant else "none",
-                             "one of " + roles_text,
-                             f"user {user!r} holds none of the roles {roles_text}",
-                             "ask an administrator for one of the roles " + roles_text))
-        if networks and not _in_networks(ip_address, networks):
-            findings.append((
-                "context.ip_address", display(ip_address), networks_text,
-                "the request comes from an address outside the allowed ranges"
-                if ip_address else "the request carries no client IP address",
-                "call from an allowed network"))
-        if require_approval and not index.approved(user, service):
-            findings.append((
-                "approvals", "", f"{user} approved for {service}",
-                f"user {user!r} is not approved for service {service!r}",
-                "request approval for this service from its owner"))
-        return findings or None
+        user = subject[0]
+        if user not in blocked:
+            return None
+        return [("user_id", user, "a user that is not blocked", f"user {user!r} is blocked",
+                 "ask an administrator to lift the block")]
 
     return check
+
+
+def _roles(allowed: frozenset[str]) -> Check:
+    text = display(sorted(allowed))
+
+    def check(subject: AccessSubject) -> list[Finding] | None:
+        user, _, grant, _ = subject
+        if grant is not None and grant.roles & allowed:
+            return None
+        return [("user.roles", grant.roles_text if grant else "none", "one of " + text,
+                 f"user {user!r} holds none of the roles {text}",
+                 "ask an administrator for one of the roles " + text)]
+
+    return check
+
+
+def _networks(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> Check:
+    expected = "an address in " + display([str(network) for network in networks])
+
+    def check(subject: AccessSubject) -> list[Finding] | None:
+        ip_address = subject[3]
+        if _in_networks(ip_address, networks):
+            return None
+        return [("context.ip_address", display(ip_address), expected,
+                 "the request comes from an address outside the allowed ranges"
+                 if ip_address else "the request carries no client IP address",
+                 "call from an allowed network")]
+
+    return check
+
+
+def _approval(index: AccessIndex) -> Check:
+    def check(subject: AccessSubject) -> list[Finding] | None:
+        user, service, _, _ = subject
+        if index.approved(user, service):
+            return None
+        return [("approvals", "", f"{user} approved for {service}",
+                 f"user {user!r} is not approved for service {service!r}",
+                 "request approval for this service from its owner")]
+
+    return check
+
+
+def compile_access_control(rule: AccessControlRule, index: AccessIndex) -> Check:
+    """Blocked users, allowed roles, source IP ranges and approvals: one closure each."""
+    parts: list[Check] = []
+    if rule.blocked_user_ids:
+        parts.append(_blocked(frozenset(rule.blocked_user_ids)))
+    if rule.allowed_user_roles:
+        parts.append(_roles(frozenset(rule.allowed_user_roles)))
+    if rule.allowed_ip_ranges:
+        parts.append(_networks(tuple(ipaddress.ip_network(c) for c in rule.allowed_ip_ranges)))
+    if rule.require_approval:
+        parts.append(_approval(index))
+    return combine(parts) if parts else _passes
+
+
+def _passes(_subject: Any) -> None:
+    """The check of a rule whose parameters are all off (``require_approval: false``)."""
+    return None
 
 
 def _in_networks(value: Any, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
@@ -152,9 +188,11 @@ def _in_networks(value: Any, networks: tuple[ipaddress.IPv4Network | ipaddress.I
 
 def decide_access(index: AccessIndex, policies: tuple[CompiledPolicy, ...], scoped: bool,
                   request: Mapping[str, Any], ids: tuple[Any, Any, Any], ip_address: Any,
-                  tally: Tally | None) -> tuple[dict[str, Any], Tally | None]:
+                  tally: Tally | None, stamp: tuple[str, str],
+                  ) -> tuple[dict[str, Any], Tally | None]:
     """The access decision for ``ids`` = (user_id, service_id, action), and its tally.
 
+    ``stamp`` is (decision_id, bundle_revision), placed in the answer as it is built.
     With ``tally`` None (no explain) the policies run in ``judge`` mode and a tally exists only
     if one of them found something. ``scoped``: some policy has a ``when``, so it needs the input
     enriched with ``user`` and ``service``.
@@ -165,7 +203,8 @@ def decide_access(index: AccessIndex, policies: tuple[CompiledPolicy, ...], scop
         return {"allowed": False, "reason": _bad_request(user_id, service_id, action),
                 "required_permissions": [], "missing_permissions": [],
                 "violations": tally.violations if tally else [],
-                "warnings": tally.warnings if tally else []}, tally
+                "warnings": tally.warnings if tally else [],
+                "decision_id": stamp[0], "bundle_revision": stamp[1]}, tally
     required = "service." + action
     grant = index.grants.get(user_id)
     granted = grant is not None and (
@@ -190,6 +229,8 @@ def decide_access(index: AccessIndex, policies: tuple[CompiledPolicy, ...], scop
         "missing_permissions": [] if granted else [required],
         "violations": violations,
         "warnings": tally.warnings if tally is not None else [],
+        "decision_id": stamp[0],
+        "bundle_revision": stamp[1],
     }, tally
 
 

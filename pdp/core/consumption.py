@@ -86,15 +86,17 @@ def _rate_findings(limit: RateLimit, counts: dict[int, int], key: str | None, no
 
 
 def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: float,
-                       counters: RateCounter | None, tally: Tally) -> dict[str, Any]:
-    """The consumption decision without ids: allowed, reason, permissions and ``limits``."""
+                       counters: RateCounter | None, tally: Tally,
+                       stamp: tuple[str, str]) -> dict[str, Any]:
+    """The consumption decision: allowed, reason, permissions, violations and ``limits``;
+    ``stamp`` is (decision_id, bundle_revision)."""
     consumer_id, service_id = request.get("consumer_id"), request.get("service_id")
     context = request.get("context")
     if type(context) is not dict:
         context = {}
     answer, _ = decide_access(compiled.access, compiled.access_policies, compiled.access_scoped,
                               request, (consumer_id, service_id, "consume"),
-                              context.get("ip_address"), tally)
+                              context.get("ip_address"), tally, stamp)
     limits = {"max_tokens": 0, "max_requests_per_minute": 0, "max_requests_per_day": 0,
               "max_cost_per_request": compiled.max_cost_per_request or 0.0}
     # Conditions of the consumption policies see the consumer as ``user``, like access checks.

@@ -134,14 +134,12 @@ class PolicySet:
             self._access, compiled.access_policies, compiled.access_scoped, request,
             (request.get("user_id"), request.get("service_id"), request.get("action")),
             context.get("ip_address") if type(context) is dict else None,
-            Tally(explain=True) if explain else None)
+            Tally(explain=True) if explain else None, (decision_id, self.revision))
         if compiled.access_custom:
             if tally is None:
                 tally = Tally(explain=False)
                 answer["violations"], answer["warnings"] = tally.violations, tally.warnings
             self._apply_custom(compiled.access_custom, request, answer, tally)
-        answer["decision_id"] = decision_id
-        answer["bundle_revision"] = self.revision
         return tally.finish(answer) if tally is not None else answer
 
     def _apply_custom(self, policies: tuple[CompiledPolicy, ...], request: dict[str, Any],
@@ -159,12 +157,11 @@ class PolicySet:
         """Access, rate limits, content and classification of one consumer call (§4.3)."""
         request = _as_object(input)
         tally = Tally(explain)
-        answer = decide_consumption(self._compiled, request, now, counters, tally)
+        answer = decide_consumption(self._compiled, request, now, counters, tally,
+                                    (decision_id, self.revision))
         if self._compiled.consumption_custom:
             self._apply_custom(self._compiled.consumption_custom,
                                {**request, "user_id": request.get("consumer_id")}, answer, tally)
-        answer["decision_id"] = decision_id
-        answer["bundle_revision"] = self.revision
         return tally.finish(answer)
 
     def authorize_http(self, input: Mapping[str, Any], *, now: float, decision_id: str,
