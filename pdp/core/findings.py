@@ -86,6 +86,24 @@ class CompiledPolicy:
         }
 
 
+def file_violations(policy: CompiledPolicy, findings: list[Finding], enforcement: str,
+                    target: list[dict[str, Any]]) -> None:
+    """Append the §5 violation objects of a policy's findings to ``target``."""
+    template = policy.template
+    for field, actual, expected, message, remediation in findings:
+        violation = template.copy()
+        violation["field"] = field
+        violation["actual_value"] = actual
+        violation["expected_value"] = expected
+        if policy.message is None:
+            violation["message"] = message
+        if policy.remediation is None:
+            violation["remediation"] = remediation
+        if enforcement != policy.enforcement:
+            violation["enforcement"] = enforcement
+        target.append(violation)
+
+
 def internal_error(exc: BaseException) -> Finding:
     """The finding that stands for an unexpected error inside a policy (fail closed)."""
     return ("", "", "", f"internal error while evaluating the policy: "
@@ -112,24 +130,11 @@ class Tally:
         """File a policy's findings as violations, warnings or dry-run findings."""
         if enforcement == "deny":
             self.failed += 1
-            target = self.violations
+            file_violations(policy, findings, enforcement, self.violations)
         elif enforcement == "warn":
-            target = self.warnings
+            file_violations(policy, findings, enforcement, self.warnings)
         else:
-            target = self.dryrun
-        template = policy.template
-        for field, actual, expected, message, remediation in findings:
-            violation = template.copy()
-            violation["field"] = field
-            violation["actual_value"] = actual
-            violation["expected_value"] = expected
-            if policy.message is None:
-                violation["message"] = message
-            if policy.remediation is None:
-                violation["remediation"] = remediation
-            if enforcement != policy.enforcement:
-                violation["enforcement"] = enforcement
-            target.append(violation)
+            file_violations(policy, findings, enforcement, self.dryrun)
 
     def record_error(self, policy: CompiledPolicy, exc: BaseException) -> None:
         """An exception inside a policy: a ``deny`` violation, or a dry-run finding in shadow
@@ -202,6 +207,37 @@ def judge(policies: tuple[CompiledPolicy, ...], scope: Any, subject: Any) -> Tal
             tally = tally or Tally(False)
             tally.record(policy, findings, policy.enforcement)
     return tally
+
+
+def collect(policies: tuple[CompiledPolicy, ...],
+            doc: Any) -> tuple[list[dict[str, Any]], int, Tally | None]:
+    """validate_service's loop: (deny violations, failing policies, tally of the rest).
+
+    Deny violations, the one kind of finding a listing commonly has, go straight into a list;
+    warnings and dry-run findings (rare) into a tally built only when one turns up.
+    """
+    violations: list[dict[str, Any]] = []
+    failed = 0
+    tally = None
+    for policy in policies:
+        enforcement = policy.enforcement
+        try:
+            when = policy.when
+            if when is not None and not when(doc):
+                continue
+            findings = policy.check(doc)
+        except Exception as exc:  # one broken policy must not break the decision
+            findings = [internal_error(exc)]
+            enforcement = "dryrun" if enforcement == "dryrun" else "deny"
+        if not findings:
+            continue
+        if enforcement == "deny":
+            failed += 1
+            file_violations(policy, findings, enforcement, violations)
+        else:
+            tally = tally or Tally(False)
+            tally.record(policy, findings, enforcement)
+    return violations, failed, tally
 
 
 def combine(parts: list[Check]) -> Check:

@@ -22,7 +22,7 @@ from pdp.core.compile import CompiledSet, compile_policies
 from pdp.core.consumption import RateCounter, decide_consumption
 from pdp.core.document import PolicyDocument
 from pdp.core.errors import FieldError, PolicyValidationError, UnknownQueryError
-from pdp.core.findings import CompiledPolicy, Tally, apply_policies, judge
+from pdp.core.findings import CompiledPolicy, Tally, apply_policies, collect
 
 QUERIES: tuple[str, ...] = ("validate_service", "check_access", "validate_consumption",
                             "authorize_http")
@@ -100,15 +100,15 @@ class PolicySet:
         if explain:
             tally = Tally(explain=True)
             apply_policies(self._compiled.service, doc, doc, tally)
+            violations, failed = tally.violations, tally.failed
         else:
-            tally = judge(self._compiled.service, doc, doc)
+            violations, failed, tally = collect(self._compiled.service, doc)
         cached = self._second
         evaluated = self._compiled.service_counted
-        failed = tally.failed if tally else 0
         revision = self.revision
         answer = {
-            "compliant": not tally or not tally.violations,
-            "violations": tally.violations if tally else [],
+            "compliant": not violations,
+            "violations": violations,
             "warnings": tally.warnings if tally else [],
             "policy_version": revision,
             "validated_at": cached[1] if cached[0] == now // 1 else self._timestamp(now),
