@@ -184,3 +184,16 @@ def test_users_data_is_read_from_the_bundle_at_compile_time() -> None:
     policy_set = compile_set(data=data)
     data["users"]["u"]["roles"] = ["admin"]
     assert access("u", action="publish", policy_set=policy_set)["allowed"] is False
+
+
+def test_an_internal_error_in_an_access_policy_denies() -> None:
+    """A broken access_control policy fails closed: the request is denied, with the reason."""
+    policy_set = compile_set(policy("access_control", {"blocked_user_ids": ["mallory"]}))
+
+    def explode(_subject: Any) -> None:
+        raise KeyError("gone")
+
+    policy_set._compiled.access_policies[0].check = explode
+    decision = access("ada", policy_set=policy_set)
+    assert decision["allowed"] is False
+    assert "internal error" in decision["reason"]

@@ -127,8 +127,9 @@ def test_explain_is_available_for_every_query(query: str) -> None:
     assert isinstance(decision["explain"], list)
 
 
+@pytest.mark.parametrize("explain", [True, False])
 @pytest.mark.parametrize("enforcement", ["deny", "warn"])
-def test_an_internal_error_in_a_policy_fails_closed(enforcement: str) -> None:
+def test_an_internal_error_in_a_policy_fails_closed(enforcement: str, explain: bool) -> None:
     """An exception inside one policy is reported as its deny violation, not raised."""
     policy_set = compile_set(policy("security", {"require_https": True},
                                     enforcement=enforcement), *DEFAULTS[:1])
@@ -138,12 +139,14 @@ def test_an_internal_error_in_a_policy_fails_closed(enforcement: str) -> None:
 
     broken: CompiledPolicy = policy_set._compiled.service[0]
     broken.check = explode
-    decision = decide(policy_set, "validate_service", COMPLIANT, explain=True)
+    decision = decide(policy_set, "validate_service", COMPLIANT, explain=explain)
     assert decision["compliant"] is False
+    assert decision["metadata"]["policies_failed"] == 1
     (violation,) = decision["violations"]
     assert violation["policy_id"] == "p-security" and violation["enforcement"] == "deny"
     assert "ZeroDivisionError: boom" in violation["message"]
-    assert decision["explain"][0]["outcome"] == "error"
+    if explain:
+        assert decision["explain"][0]["outcome"] == "error"
 
 
 def test_an_internal_error_in_a_dryrun_policy_stays_in_shadow() -> None:
