@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import random
 import ssl
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -79,7 +79,7 @@ class HttpSource:
         self._closed = True
         self._interrupt.set()
 
-    async def updates(self) -> AsyncIterator[SourceEvent]:
+    async def updates(self) -> AsyncGenerator[SourceEvent, None]:
         """Fetch the bundle now, then long-poll for newer ones until closed."""
         etag: str | None = None
         failures = 0

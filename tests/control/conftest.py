@@ -8,12 +8,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 # tests/ holds the shared PostgreSQL helper; test directories are not packages.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from control_support import MARKETPLACE, SigningKeys, create_tokens, make_keys, settings_for
+from control_support import (
+    MARKETPLACE,
+    ApiClient,
+    SigningKeys,
+    create_tokens,
+    make_keys,
+    settings_for,
+)
 from postgres import PostgresServer, find_server
 
 from pdp.control.auth import Role
@@ -60,7 +67,7 @@ async def tokens(plane: ControlPlane) -> dict[Role, str]:
 
 
 @pytest.fixture
-async def client(plane: ControlPlane, aiohttp_client: object) -> TestClient:
+async def client(plane: ControlPlane,
+                 aiohttp_client: AiohttpClient) -> ApiClient:
     """The admin API on a real socket on 127.0.0.1."""
-    made: TestClient = await aiohttp_client(make_app(plane))  # type: ignore[operator]
-    return made
+    return await aiohttp_client(make_app(plane))

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from pdp.bundle import write_key_pair
 from pdp.control.auth import Role, TokenStore
@@ -16,6 +18,9 @@ from pdp.control.settings import ControlSettings
 REPO = Path(__file__).resolve().parents[2]
 MARKETPLACE = REPO / "bundles" / "marketplace"
 KEY_ID = "cp-test"
+
+ApiClient = TestClient[web.Request, web.Application]
+"""A client of the control plane's HTTP app on a real socket."""
 
 # Tables whose rows a refused request must not change (everything a write can touch).
 WRITABLE_TABLES = ("policies", "policy_versions", "data_documents", "bundle_tests", "bundles",

@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-from control_support import bearer, snapshot
+from control_support import ApiClient, bearer, snapshot
 
 from pdp.control.auth import SYSTEM_ACTOR, Principal, Role
 from pdp.control.plane import ControlPlane
@@ -138,7 +137,7 @@ ENDPOINTS = [
 ]
 
 
-async def _call(client: TestClient, endpoint: Endpoint, path: str, body: Any,
+async def _call(client: ApiClient, endpoint: Endpoint, path: str, body: Any,
                 headers: dict[str, str]) -> int:
     kwargs: dict[str, Any] = {"headers": headers}
     if body is not None:
@@ -155,7 +154,7 @@ async def _published_once(plane: ControlPlane) -> None:
 
 
 async def test_every_endpoint_answers_each_role_as_documented(
-        plane: ControlPlane, client: TestClient, tokens: dict[Role, str]) -> None:
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str]) -> None:
     """Allowed roles succeed; every other role gets 403 and leaves no trace in the database."""
     await _published_once(plane)
     wrong: list[str] = []
@@ -172,7 +171,7 @@ async def test_every_endpoint_answers_each_role_as_documented(
 
 
 async def test_every_endpoint_refuses_a_missing_or_unknown_token_with_401(
-        plane: ControlPlane, client: TestClient) -> None:
+        plane: ControlPlane, client: ApiClient) -> None:
     """No token, a malformed header or an unknown token: 401, and nothing changes."""
     await _published_once(plane)
     headers_variants = [{}, {"Authorization": "Basic dXNlcjpwdw=="},
@@ -188,7 +187,7 @@ async def test_every_endpoint_refuses_a_missing_or_unknown_token_with_401(
 
 
 async def test_a_revoked_token_is_refused_from_the_next_request(
-        client: TestClient, tokens: dict[Role, str]) -> None:
+        client: ApiClient, tokens: dict[Role, str]) -> None:
     """Revocation takes effect at once."""
     admin = bearer(tokens[Role.ADMIN])
     created = await (await client.post("/v1/tokens", json={"name": "temp", "role": "editor"},
@@ -200,7 +199,7 @@ async def test_a_revoked_token_is_refused_from_the_next_request(
     assert "revoked" in (await answer.json())["message"]
 
 
-async def test_health_needs_no_token(client: TestClient) -> None:
+async def test_health_needs_no_token(client: ApiClient) -> None:
     """Probes work without credentials; readiness reports the database."""
     assert (await client.get("/health/live")).status == 200
     ready = await client.get("/health/ready")
@@ -216,7 +215,7 @@ async def test_tokens_are_stored_only_as_hashes(plane: ControlPlane,
 
 
 async def test_a_wrong_role_is_refused_before_the_body_is_read(
-        client: TestClient, tokens: dict[Role, str]) -> None:
+        client: ApiClient, tokens: dict[Role, str]) -> None:
     """A viewer sending garbage to a write endpoint learns it may not write, not what is wrong."""
     answer = await client.post("/v1/policies", data=b"{not json",
                                headers=bearer(tokens[Role.VIEWER]))

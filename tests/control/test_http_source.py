@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from control_support import free_port
+from control_support import ApiClient, free_port
+from pytest_aiohttp import AiohttpServer
 
 from pdp.control.auth import Principal, Role
 from pdp.control.plane import ControlPlane
@@ -58,7 +58,7 @@ class Events:
 
 
 @pytest.fixture
-async def events(client: TestClient, token_file: Path) -> AsyncIterator[Events]:
+async def events(client: ApiClient, token_file: Path) -> AsyncIterator[Events]:
     """Events of a source pulling the control plane's main bundle with a sidecar token."""
     source = HttpSource(str(client.make_url("/bundles/main")), token_file=token_file,
                         wait_seconds=20, backoff=FAST, rng=random.Random(7))
@@ -147,7 +147,7 @@ def test_backoff_grows_by_the_factor_and_is_capped() -> None:
 
 
 async def test_a_server_that_ignores_prefer_wait_is_polled_not_hammered(
-        aiohttp_server: object) -> None:
+        aiohttp_server: AiohttpServer) -> None:
     """304s that were not held make the source poll at its interval instead of looping."""
     hits: list[float] = []
 
@@ -159,7 +159,7 @@ async def test_a_server_that_ignores_prefer_wait_is_polled_not_hammered(
 
     app = web.Application()
     app.router.add_get("/bundles/main", never_changes)
-    server: TestServer = await aiohttp_server(app)  # type: ignore[operator]
+    server = await aiohttp_server(app)
     source = HttpSource(str(server.make_url("/bundles/main")), poll_interval=0.2,
                         rng=random.Random(5))
     reader = Events(source)
@@ -186,7 +186,7 @@ async def test_close_ends_the_updates_during_a_long_poll(events: Events) -> None
 
 
 @pytest.mark.usefixtures("published")
-async def test_cancelling_the_consumer_leaves_no_request_running(client: TestClient,
+async def test_cancelling_the_consumer_leaves_no_request_running(client: ApiClient,
                                                                  token_file: Path) -> None:
     """A consumer task cancelled mid-poll ends cleanly (no pending task, no unclosed session)."""
     source = HttpSource(str(client.make_url("/bundles/main")), token_file=token_file,

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from control_support import bearer
+from control_support import ApiClient, bearer
 from prometheus_client import CollectorRegistry
 
 from pdp.control.auth import Principal, Role
@@ -41,14 +40,14 @@ def sidecar_token(tmp_path: Path, tokens: dict[Role, str]) -> Path:
     return path
 
 
-async def _fleet(client: TestClient, tokens: dict[Role, str]) -> dict[str, Any]:
+async def _fleet(client: ApiClient, tokens: dict[Role, str]) -> dict[str, Any]:
     answer = await client.get("/v1/fleet", headers=bearer(tokens[Role.VIEWER]))
     fleet: dict[str, Any] = await answer.json()
     return fleet
 
 
 async def test_the_fleet_counts_sidecars_on_the_latest_bundle(
-        plane: ControlPlane, client: TestClient, tokens: dict[Role, str]) -> None:
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str]) -> None:
     """'N of M on revision R', with the stragglers' own revision and state."""
     await plane.publisher.publish(PUBLISHER)
     await plane.publisher.publish(PUBLISHER)
@@ -60,7 +59,7 @@ async def test_the_fleet_counts_sidecars_on_the_latest_bundle(
         ("a", 2, "fresh"), ("b", 2, "fresh"), ("c", 1, "last_known_good")]
 
 
-async def test_a_newer_report_replaces_the_older(client: TestClient,
+async def test_a_newer_report_replaces_the_older(client: ApiClient,
                                                  tokens: dict[Role, str]) -> None:
     """One row per instance: its latest report."""
     for sequence in (1, 2):
@@ -71,7 +70,7 @@ async def test_a_newer_report_replaces_the_older(client: TestClient,
 
 
 async def test_a_malformed_report_is_refused_with_the_field(
-        client: TestClient, tokens: dict[Role, str]) -> None:
+        client: ApiClient, tokens: dict[Role, str]) -> None:
     """A report without an instance id names the missing field."""
     answer = await client.post("/v1/status", json={"state": "fresh"},
                                headers=bearer(tokens[Role.SIDECAR]))
@@ -80,7 +79,7 @@ async def test_a_malformed_report_is_refused_with_the_field(
 
 
 async def test_the_runtime_status_reporter_is_understood(
-        client: TestClient, tokens: dict[Role, str], sidecar_token: Path) -> None:
+        client: ApiClient, tokens: dict[Role, str], sidecar_token: Path) -> None:
     """The sidecar's StatusReporter reaches the fleet view."""
     reporter = StatusReporter(str(client.make_url("/v1/status")), lambda: status("rt-1", None,
                                                                                  "starting"),
@@ -98,7 +97,7 @@ async def test_the_runtime_status_reporter_is_understood(
 
 
 async def test_gzip_decision_batches_are_stored_and_queryable(
-        client: TestClient, tokens: dict[Role, str]) -> None:
+        client: ApiClient, tokens: dict[Role, str]) -> None:
     """OPA's upload body: a gzip JSON array; events come back newest first and by id."""
     events = [{"decision_id": f"d-{i}", "instance_id": "a", "query": "check_access",
                "result": {"allowed": i % 2 == 0}} for i in range(3)]
@@ -116,7 +115,7 @@ async def test_gzip_decision_batches_are_stored_and_queryable(
 
 
 async def test_the_runtime_upload_sink_is_understood(
-        plane: ControlPlane, client: TestClient, sidecar_token: Path) -> None:
+        plane: ControlPlane, client: ApiClient, sidecar_token: Path) -> None:
     """The sidecar's UploadSink delivers its batch on close."""
     sink = UploadSink(str(client.make_url("/v1/logs")), metrics=RuntimeMetrics(CollectorRegistry()),
                       token_file=sidecar_token, upload_interval=0.1)
@@ -128,7 +127,7 @@ async def test_the_runtime_upload_sink_is_understood(
 
 
 async def test_a_batch_with_one_bad_event_stores_nothing(
-        plane: ControlPlane, client: TestClient, tokens: dict[Role, str]) -> None:
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str]) -> None:
     """All or nothing: an event without a decision id refuses the whole batch."""
     answer = await client.post("/v1/logs", json=[{"decision_id": "ok"}, {"query": "x"}],
                                headers=bearer(tokens[Role.SIDECAR]))
@@ -137,7 +136,7 @@ async def test_a_batch_with_one_bad_event_stores_nothing(
     assert await plane.pool.fetchval("SELECT count(*) FROM decision_logs") == 0
 
 
-async def test_retention_deletes_only_old_events(plane: ControlPlane, client: TestClient,
+async def test_retention_deletes_only_old_events(plane: ControlPlane, client: ApiClient,
                                                  tokens: dict[Role, str]) -> None:
     """Events older than the retention period are pruned; recent ones stay."""
     await client.post("/v1/logs", json=[{"decision_id": "old"}, {"decision_id": "new"}],

@@ -6,8 +6,7 @@ import io
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from control_support import bearer, snapshot
+from control_support import ApiClient, bearer, snapshot
 
 from pdp.control.auth import Role
 from pdp.control.plane import ControlPlane
@@ -28,7 +27,7 @@ def editor(tokens: dict[Role, str]) -> dict[str, str]:
 
 
 async def test_an_empty_database_is_seeded_with_the_five_default_policies(
-        client: TestClient, editor: dict[str, str]) -> None:
+        client: ApiClient, editor: dict[str, str]) -> None:
     """A fresh control plane starts with the built-in policies and marketplace data."""
     listed = await (await client.get("/v1/policies", headers=editor)).json()
     assert [p["policy"]["id"] for p in listed["policies"]] == SEEDED
@@ -36,7 +35,7 @@ async def test_an_empty_database_is_seeded_with_the_five_default_policies(
     assert "user-456" in data["document"]
 
 
-async def test_seeding_happens_once(plane: ControlPlane, client: TestClient,
+async def test_seeding_happens_once(plane: ControlPlane, client: ApiClient,
                                     editor: dict[str, str]) -> None:
     """A deleted default policy stays deleted when the control plane restarts."""
     from control_support import MARKETPLACE
@@ -49,7 +48,7 @@ async def test_seeding_happens_once(plane: ControlPlane, client: TestClient,
     assert missing.status == 404
 
 
-async def test_create_returns_201_with_version_1(client: TestClient,
+async def test_create_returns_201_with_version_1(client: ApiClient,
                                                  editor: dict[str, str]) -> None:
     """A created policy gets version 1, an ETag and a Location."""
     answer = await client.post("/v1/policies", json=EU_ONLY, headers=editor)
@@ -61,7 +60,7 @@ async def test_create_returns_201_with_version_1(client: TestClient,
 
 
 async def test_an_invalid_policy_is_refused_with_the_field_path(
-        plane: ControlPlane, client: TestClient, editor: dict[str, str]) -> None:
+        plane: ControlPlane, client: ApiClient, editor: dict[str, str]) -> None:
     """A wrong type deep in a rule answers 400 naming the field, and nothing is stored."""
     before = await snapshot(plane.pool)
     bad = {**EU_ONLY, "rule": {"allowed_countries": "DE"}}
@@ -72,7 +71,7 @@ async def test_an_invalid_policy_is_refused_with_the_field_path(
     assert await snapshot(plane.pool) == before
 
 
-async def test_an_unknown_field_is_refused_with_its_path(client: TestClient,
+async def test_an_unknown_field_is_refused_with_its_path(client: ApiClient,
                                                          editor: dict[str, str]) -> None:
     """Unknown fields are errors, not silently dropped."""
     answer = await client.post("/v1/policies", json={**EU_ONLY, "colour": "red"}, headers=editor)
@@ -81,7 +80,7 @@ async def test_an_unknown_field_is_refused_with_its_path(client: TestClient,
     assert [e["field"] for e in body["errors"]] == ["colour"]
 
 
-async def test_malformed_json_is_a_400_with_the_parse_error(client: TestClient,
+async def test_malformed_json_is_a_400_with_the_parse_error(client: ApiClient,
                                                             editor: dict[str, str]) -> None:
     """A body that is not JSON answers 400 saying so."""
     answer = await client.post("/v1/policies", data=b"{nope", headers=editor)
@@ -89,7 +88,7 @@ async def test_malformed_json_is_a_400_with_the_parse_error(client: TestClient,
     assert "invalid JSON" in (await answer.json())["message"]
 
 
-async def test_a_body_over_one_mebibyte_is_a_413(client: TestClient,
+async def test_a_body_over_one_mebibyte_is_a_413(client: ApiClient,
                                                  editor: dict[str, str]) -> None:
     """Oversized bodies are refused before parsing."""
     body = io.BytesIO(b"[" + b"1," * 600_000 + b"1]")
@@ -97,7 +96,7 @@ async def test_a_body_over_one_mebibyte_is_a_413(client: TestClient,
     assert answer.status == 413
 
 
-async def test_creating_an_existing_id_is_a_409(client: TestClient,
+async def test_creating_an_existing_id_is_a_409(client: ApiClient,
                                                 editor: dict[str, str]) -> None:
     """Create never overwrites."""
     answer = await client.post("/v1/policies", json={**EU_ONLY, "id": "https-required"},
@@ -106,7 +105,7 @@ async def test_creating_an_existing_id_is_a_409(client: TestClient,
     assert (await answer.json())["code"] == "already_exists"
 
 
-async def test_update_with_the_current_version_increments_it(client: TestClient,
+async def test_update_with_the_current_version_increments_it(client: ApiClient,
                                                              editor: dict[str, str]) -> None:
     """If-Match with the current version succeeds and bumps the version."""
     await client.post("/v1/policies", json=EU_ONLY, headers=editor)
@@ -119,7 +118,7 @@ async def test_update_with_the_current_version_increments_it(client: TestClient,
 
 
 async def test_update_with_a_stale_version_is_a_409_and_changes_nothing(
-        plane: ControlPlane, client: TestClient, editor: dict[str, str]) -> None:
+        plane: ControlPlane, client: ApiClient, editor: dict[str, str]) -> None:
     """Two editors from the same version: the second write is refused."""
     await client.post("/v1/policies", json=EU_ONLY, headers=editor)
     await client.put("/v1/policies/eu-only", json={**EU_ONLY, "severity": "low"},
@@ -133,7 +132,7 @@ async def test_update_with_a_stale_version_is_a_409_and_changes_nothing(
     assert await snapshot(plane.pool) == before
 
 
-async def test_reapplying_the_same_document_keeps_the_version(client: TestClient,
+async def test_reapplying_the_same_document_keeps_the_version(client: ApiClient,
                                                               editor: dict[str, str]) -> None:
     """An update that changes nothing is not a new version."""
     await client.post("/v1/policies", json=EU_ONLY, headers=editor)
@@ -141,7 +140,7 @@ async def test_reapplying_the_same_document_keeps_the_version(client: TestClient
     assert (await answer.json())["version"] == 1
 
 
-async def test_an_id_differing_from_the_url_is_refused(client: TestClient,
+async def test_an_id_differing_from_the_url_is_refused(client: ApiClient,
                                                        editor: dict[str, str]) -> None:
     """The URL names the policy; a body naming another is a 400 on `id`."""
     answer = await client.put("/v1/policies/https-required", json=EU_ONLY, headers=editor)
@@ -149,7 +148,7 @@ async def test_an_id_differing_from_the_url_is_refused(client: TestClient,
     assert [e["field"] for e in (await answer.json())["errors"]] == ["id"]
 
 
-async def test_history_lists_every_version_with_its_actor(client: TestClient,
+async def test_history_lists_every_version_with_its_actor(client: ApiClient,
                                                           editor: dict[str, str]) -> None:
     """Create, update and delete each leave a version naming who did it."""
     await client.post("/v1/policies", json=EU_ONLY, headers=editor)
@@ -163,7 +162,7 @@ async def test_history_lists_every_version_with_its_actor(client: TestClient,
 
 
 async def test_every_write_leaves_one_audit_row_with_the_actor(
-        client: TestClient, editor: dict[str, str], tokens: dict[Role, str]) -> None:
+        client: ApiClient, editor: dict[str, str], tokens: dict[Role, str]) -> None:
     """The audit log records each accepted write and who made it."""
     await client.post("/v1/policies", json=EU_ONLY, headers=editor)
     await client.put("/v1/data/regions", json={"eu": ["DE"]}, headers=editor)
@@ -174,7 +173,7 @@ async def test_every_write_leaves_one_audit_row_with_the_actor(
                     ("policy.create", "eu-only")]
 
 
-async def test_a_deleted_policy_is_gone_from_get_and_list(client: TestClient,
+async def test_a_deleted_policy_is_gone_from_get_and_list(client: ApiClient,
                                                           editor: dict[str, str]) -> None:
     """Soft delete hides the policy everywhere but its history."""
     answer = await client.delete("/v1/policies/https-required", headers=editor)
@@ -184,7 +183,7 @@ async def test_a_deleted_policy_is_gone_from_get_and_list(client: TestClient,
     assert "https-required" not in [p["policy"]["id"] for p in listed["policies"]]
 
 
-async def test_list_filters_by_type_and_severity(client: TestClient,
+async def test_list_filters_by_type_and_severity(client: ApiClient,
                                                  editor: dict[str, str]) -> None:
     """Filters combine."""
     answer = await client.get("/v1/policies?type=data_residency&severity=critical",
@@ -194,7 +193,7 @@ async def test_list_filters_by_type_and_severity(client: TestClient,
     assert listed["total_count"] == 1
 
 
-async def test_list_pages_with_tokens_until_the_end(client: TestClient,
+async def test_list_pages_with_tokens_until_the_end(client: ApiClient,
                                                     editor: dict[str, str]) -> None:
     """Following next_page_token visits every policy once, in order."""
     seen: list[str] = []
@@ -213,7 +212,7 @@ async def test_list_pages_with_tokens_until_the_end(client: TestClient,
     ("type=nonsense", "type"), ("enabled=perhaps", "enabled"), ("order_by=colour", "order_by"),
     ("page_size=0", "page_size"), ("page_token=xyz", "page_token"), ("sort=id", "sort"),
 ])
-async def test_bad_list_parameters_are_named(client: TestClient, editor: dict[str, str],
+async def test_bad_list_parameters_are_named(client: ApiClient, editor: dict[str, str],
                                              query: str, field: str) -> None:
     """Each bad list parameter answers 400 naming it."""
     answer = await client.get(f"/v1/policies?{query}", headers=editor)
@@ -221,7 +220,7 @@ async def test_bad_list_parameters_are_named(client: TestClient, editor: dict[st
     assert [e["field"] for e in (await answer.json())["errors"]] == [field]
 
 
-async def test_validate_checks_without_saving(plane: ControlPlane, client: TestClient,
+async def test_validate_checks_without_saving(plane: ControlPlane, client: ApiClient,
                                               editor: dict[str, str]) -> None:
     """Validation answers like a create would, but stores nothing."""
     before = await snapshot(plane.pool)
@@ -233,7 +232,7 @@ async def test_validate_checks_without_saving(plane: ControlPlane, client: TestC
     assert await snapshot(plane.pool) == before
 
 
-async def test_data_documents_round_trip_with_versions(client: TestClient,
+async def test_data_documents_round_trip_with_versions(client: ApiClient,
                                                        editor: dict[str, str]) -> None:
     """PUT then GET returns the document; each PUT bumps its version."""
     first = await client.put("/v1/data/limits/eu", json={"max": 3}, headers=editor)
@@ -243,7 +242,7 @@ async def test_data_documents_round_trip_with_versions(client: TestClient,
     assert got["document"] == {"max": 4}
 
 
-async def test_overlapping_data_paths_are_refused(client: TestClient,
+async def test_overlapping_data_paths_are_refused(client: ApiClient,
                                                   editor: dict[str, str]) -> None:
     """`users` and `users/x` would both claim data.users.x: the second is a 400 on path."""
     answer = await client.put("/v1/data/users/extra", json={}, headers=editor)
@@ -251,14 +250,14 @@ async def test_overlapping_data_paths_are_refused(client: TestClient,
     assert [e["field"] for e in (await answer.json())["errors"]] == ["path"]
 
 
-async def test_an_invalid_bundle_test_file_is_refused(client: TestClient,
+async def test_an_invalid_bundle_test_file_is_refused(client: ApiClient,
                                                       editor: dict[str, str]) -> None:
     """Test files are validated on the way in."""
     answer = await client.put("/v1/tests/broken", json={"cases": [{"name": "x"}]}, headers=editor)
     assert answer.status == 400
 
 
-async def test_evaluate_runs_against_the_unpublished_draft(client: TestClient,
+async def test_evaluate_runs_against_the_unpublished_draft(client: ApiClient,
                                                            editor: dict[str, str]) -> None:
     """A policy created but not published already decides in evaluate."""
     await client.post("/v1/policies", json=EU_ONLY, headers=editor)
@@ -272,7 +271,7 @@ async def test_evaluate_runs_against_the_unpublished_draft(client: TestClient,
     assert [v["policy_id"] for v in result["violations"]] == ["eu-only"]
 
 
-async def test_evaluate_refuses_bad_input_with_the_field(client: TestClient,
+async def test_evaluate_refuses_bad_input_with_the_field(client: ApiClient,
                                                          editor: dict[str, str]) -> None:
     """Schema errors of the decision input are named under `input.`."""
     answer = await client.post("/v1/evaluate/check_access", json={"input": {"user_id": 5}},
@@ -282,7 +281,7 @@ async def test_evaluate_refuses_bad_input_with_the_field(client: TestClient,
     assert all(e["field"].startswith("input") for e in body["errors"])
 
 
-async def test_evaluate_of_an_unknown_query_is_a_404(client: TestClient,
+async def test_evaluate_of_an_unknown_query_is_a_404(client: ApiClient,
                                                      editor: dict[str, str]) -> None:
     """Only the core's queries exist."""
     answer = await client.post("/v1/evaluate/launch_rockets", json={"input": {}}, headers=editor)

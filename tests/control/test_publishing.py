@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient
-from control_support import MARKETPLACE, SigningKeys, bearer, settings_for, snapshot
+from control_support import MARKETPLACE, ApiClient, SigningKeys, bearer, settings_for, snapshot
 
 from pdp.bundle import Keyring, load_bundle
 from pdp.control.auth import Principal, Role
@@ -33,7 +32,7 @@ async def replica(database_url: str, keys: SigningKeys,
     await second.close()
 
 
-async def _download(client: TestClient, token: str, **headers: str) -> tuple[int, bytes, str]:
+async def _download(client: ApiClient, token: str, **headers: str) -> tuple[int, bytes, str]:
     async with client.get("/bundles/main", headers={**bearer(token), **headers}) as answer:
         return answer.status, await answer.read(), answer.headers.get("ETag", "")
 
@@ -57,7 +56,7 @@ async def test_concurrent_publishes_on_two_replicas_get_distinct_sequences(
 
 
 async def test_the_served_bundle_is_the_stored_one_and_verifies(
-        plane: ControlPlane, client: TestClient, tokens: dict[Role, str],
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str],
         keys: SigningKeys) -> None:
     """Bytes served = bytes stored; they verify with the public key; ETag is their sha256."""
     await client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER]))
@@ -74,7 +73,7 @@ async def test_the_served_bundle_is_the_stored_one_and_verifies(
         "enterprise-sla-minimum", "https-required", "restricted-countries"}
 
 
-async def test_the_bundle_has_the_opa_content_type(client: TestClient,
+async def test_the_bundle_has_the_opa_content_type(client: ApiClient,
                                                   tokens: dict[Role, str]) -> None:
     """Sidecars and OPA recognise the media type."""
     await client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER]))
@@ -82,7 +81,7 @@ async def test_the_bundle_has_the_opa_content_type(client: TestClient,
         assert answer.headers["Content-Type"] == CONTENT_TYPE
 
 
-async def test_an_unchanged_etag_gets_304(client: TestClient, tokens: dict[Role, str]) -> None:
+async def test_an_unchanged_etag_gets_304(client: ApiClient, tokens: dict[Role, str]) -> None:
     """A client holding the latest bundle downloads nothing."""
     await client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER]))
     _, _, etag = await _download(client, tokens[Role.SIDECAR])
@@ -90,7 +89,7 @@ async def test_an_unchanged_etag_gets_304(client: TestClient, tokens: dict[Role,
     assert status == 304 and body == b"" and again == etag
 
 
-async def test_a_stale_etag_gets_the_new_bundle_at_once(client: TestClient,
+async def test_a_stale_etag_gets_the_new_bundle_at_once(client: ApiClient,
                                                         tokens: dict[Role, str]) -> None:
     """Even with Prefer: wait, an out-of-date client is answered without waiting."""
     await client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER]))
@@ -104,7 +103,7 @@ async def test_a_stale_etag_gets_the_new_bundle_at_once(client: TestClient,
 
 
 async def test_a_long_poll_returns_within_100_ms_of_a_publish_on_another_replica(
-        plane: ControlPlane, replica: ControlPlane, client: TestClient,
+        plane: ControlPlane, replica: ControlPlane, client: ApiClient,
         tokens: dict[Role, str]) -> None:
     """LISTEN/NOTIFY wakes a waiting request on every replica within milliseconds."""
     await replica.publisher.publish(PUBLISHER)
@@ -123,7 +122,7 @@ async def test_a_long_poll_returns_within_100_ms_of_a_publish_on_another_replica
 
 
 async def test_a_long_poll_with_nothing_new_ends_with_304_after_the_wait(
-        client: TestClient, tokens: dict[Role, str]) -> None:
+        client: ApiClient, tokens: dict[Role, str]) -> None:
     """Prefer: wait=1 holds the request about a second, then answers 304."""
     await client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER]))
     _, _, etag = await _download(client, tokens[Role.SIDECAR])
@@ -134,13 +133,13 @@ async def test_a_long_poll_with_nothing_new_ends_with_304_after_the_wait(
     assert 0.9 <= time.monotonic() - started < 3.0
 
 
-async def test_nothing_published_is_a_404(client: TestClient, tokens: dict[Role, str]) -> None:
+async def test_nothing_published_is_a_404(client: ApiClient, tokens: dict[Role, str]) -> None:
     """Before the first publish there is no bundle to serve."""
     status, _, _ = await _download(client, tokens[Role.SIDECAR])
     assert status == 404
 
 
-async def test_only_the_main_bundle_exists(client: TestClient, tokens: dict[Role, str]) -> None:
+async def test_only_the_main_bundle_exists(client: ApiClient, tokens: dict[Role, str]) -> None:
     """Other bundle names are unknown."""
     await client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER]))
     async with client.get("/bundles/other", headers=bearer(tokens[Role.SIDECAR])) as answer:
@@ -148,7 +147,7 @@ async def test_only_the_main_bundle_exists(client: TestClient, tokens: dict[Role
 
 
 async def test_a_failing_bundle_test_blocks_the_publish_and_changes_nothing(
-        plane: ControlPlane, client: TestClient, tokens: dict[Role, str],
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str],
         tmp_path: Path) -> None:
     """A deny policy that breaks the marketplace tests: 422, no bundle row, no file, no audit."""
     await plane.draft.create_policy(EDITOR, {
@@ -178,7 +177,7 @@ async def test_rollback_serves_the_earlier_content_under_a_new_sequence(
     assert len(loaded.policy_set.policies) == 5
 
 
-async def test_rolling_back_to_an_unknown_sequence_is_a_404(client: TestClient,
+async def test_rolling_back_to_an_unknown_sequence_is_a_404(client: ApiClient,
                                                             tokens: dict[Role, str]) -> None:
     """Only published sequences can be restored."""
     answer = await client.post("/v1/rollback", json={"sequence": 42},
@@ -197,7 +196,7 @@ async def test_each_publish_is_written_atomically_into_the_bundle_dir(
     assert [p.name for p in directory.iterdir()] == ["main.tar.gz"]
 
 
-async def test_diff_names_the_changed_policy_files(plane: ControlPlane, client: TestClient,
+async def test_diff_names_the_changed_policy_files(plane: ControlPlane, client: ApiClient,
                                                    tokens: dict[Role, str]) -> None:
     """Between two bundles the diff lists what was added, removed and changed."""
     await plane.publisher.publish(PUBLISHER)
@@ -212,7 +211,7 @@ async def test_diff_names_the_changed_policy_files(plane: ControlPlane, client: 
     assert '"regions"' in diff["patches"]["data.json"]
 
 
-async def test_bundles_are_listed_newest_first(plane: ControlPlane, client: TestClient,
+async def test_bundles_are_listed_newest_first(plane: ControlPlane, client: ApiClient,
                                                tokens: dict[Role, str]) -> None:
     """The bundle list shows sequence, publisher and notes."""
     await client.post("/v1/publish", json={"notes": "first"},
@@ -225,7 +224,7 @@ async def test_bundles_are_listed_newest_first(plane: ControlPlane, client: Test
 
 
 async def test_shutting_down_answers_held_long_polls_at_once(
-        plane: ControlPlane, client: TestClient, tokens: dict[Role, str]) -> None:
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str]) -> None:
     """A stopping replica answers 304 to waiting sidecars instead of holding its shutdown."""
     await client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER]))
     _, _, etag = await _download(client, tokens[Role.SIDECAR])

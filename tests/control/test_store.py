@@ -6,8 +6,7 @@ import asyncio
 import time
 
 import asyncpg
-from aiohttp.test_utils import TestClient
-from control_support import MARKETPLACE, SigningKeys, settings_for
+from control_support import MARKETPLACE, ApiClient, SigningKeys, settings_for
 
 from pdp.control.auth import Principal, Role
 from pdp.control.migrations import apply_migrations, available_migrations, migrations_complete
@@ -48,7 +47,7 @@ async def test_replicas_starting_at_once_seed_the_defaults_once(database_url: st
 
 
 async def test_readiness_fails_while_migrations_are_missing(plane: ControlPlane,
-                                                            client: TestClient) -> None:
+                                                            client: ApiClient) -> None:
     """/health/ready is 503 when the schema is behind the code."""
     await plane.pool.execute("DELETE FROM schema_migrations")
     answer = await client.get("/health/ready")
@@ -77,7 +76,7 @@ async def test_a_lost_listen_connection_delays_an_update_by_seconds_not_forever(
 
 
 async def test_the_api_recovers_when_database_connections_are_cut(
-        plane: ControlPlane, client: TestClient, tokens: dict[Role, str],
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str],
         database_url: str) -> None:
     """After every connection is killed (as in a restart), requests get 503 at worst, then 200."""
     from control_support import bearer
