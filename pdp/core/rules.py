@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from pdp.core.conditions import Condition
+from pdp.core.conditions import Condition, split_path
 from pdp.core.patterns import compile_re2
 
 Level = Literal["public", "internal", "confidential", "restricted"]
@@ -54,6 +54,11 @@ def _check_cidr(value: str) -> str:
 
 def _check_pattern(value: str) -> str:
     compile_re2(value)
+    return value
+
+
+def _check_path(value: str) -> str:
+    split_path(value)  # raises ValueError naming the empty segment
     return value
 
 
@@ -159,7 +164,8 @@ class CustomRule(RuleModel):
     """A violation whenever ``violation_if`` holds; ``query`` says which decision it joins."""
 
     violation_if: Condition
-    field: Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
+    field: Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024),
+                     AfterValidator(_check_path)]
     expected_value: StrictStr | None = None
     query: Literal["validate_service", "check_access", "validate_consumption"] = (
         "validate_service"

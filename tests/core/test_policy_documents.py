@@ -120,6 +120,8 @@ def test_document_fields_are_checked(raw: dict[str, Any], path: str, fragment: s
     ("data_classification", {"detect": ["email", "dna"]}, "rule.detect.1", "credit_card"),
     ("data_classification", {"detect": []}, "rule.detect", "at least 1"),
     ("custom", {"field": "x"}, "rule.violation_if", "missing"),
+    ("custom", {"violation_if": {"field": "x", "op": "exists"}, "field": "a..b"}, "rule.field",
+     "empty segment"),
     ("custom", {"violation_if": {"field": "x", "op": "eq", "value": 1}, "field": "x",
                 "query": "authorize"}, "rule.query", "validate_service"),
 ])
