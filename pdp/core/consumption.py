@@ -226,10 +226,10 @@ def compile_classification(rule: DataClassificationRule) -> Check:
             return None
         level = LEVELS[max(_RANK[DETECTOR_LEVELS[name]] for name in over)]
         return [("request_payload", f"{level} ({display(over)})",
-                        f"at most {LEVELS[ceiling]}",
-                        f"the payload contains {level} data ({display(over)}), above the "
-                        f"allowed {LEVELS[ceiling]}",
-                        "remove or mask the sensitive data before sending it")]
+                 f"at most {LEVELS[ceiling]}",
+                 f"the payload contains {level} data ({display(over)}), above the "
+                 f"allowed {LEVELS[ceiling]}",
+                 "remove or mask the sensitive data before sending it")]
 
     return check
 

@@ -106,9 +106,10 @@ def file_violations(policy: CompiledPolicy, findings: list[Finding], enforcement
 
 def internal_error(exc: BaseException) -> Finding:
     """The finding that stands for an unexpected error inside a policy (fail closed)."""
-    return ("", "", "", f"internal error while evaluating the policy: "
-                   f"{type(exc).__name__}: {display(str(exc))}",
-                   "report this to the policy owner; the policy is treated as violated")
+    return ("", "", "",
+            f"internal error while evaluating the policy: {type(exc).__name__}: "
+            f"{display(str(exc))}",
+            "report this to the policy owner; the policy is treated as violated")
 
 
 _OUTCOMES = {"deny": "violation", "warn": "warning", "dryrun": "dryrun"}

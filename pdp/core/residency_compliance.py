@@ -61,8 +61,8 @@ def _allowed(allowed: frozenset[str]) -> Check:
         if not outside:
             return None
         return [(RESIDENCY, display(outside), expected,
-                        f"data is kept outside the allowed locations: {display(outside)}",
-                        "keep data only in: " + display(sorted(allowed)))]
+                 f"data is kept outside the allowed locations: {display(outside)}",
+                 "keep data only in: " + display(sorted(allowed)))]
 
     return check
 
@@ -84,11 +84,11 @@ def _minimum_locations(minimum: int, *, required: bool) -> Check:
         count = len(set(_codes(raw)))
         if required:
             return [(RESIDENCY, display(raw), "at least one location",
-                            "the service does not specify where it keeps data",
-                            "list the service's data locations in compliance.data_residency")]
+                     "the service does not specify where it keeps data",
+                     "list the service's data locations in compliance.data_residency")]
         return [(RESIDENCY, display(raw), f"at least {minimum} location(s)",
-                        f"the service names {count} data location(s), fewer than {minimum}",
-                        f"list at least {minimum} data location(s) in compliance.data_residency")]
+                 f"the service names {count} data location(s), fewer than {minimum}",
+                 f"list at least {minimum} data location(s) in compliance.data_residency")]
 
     return check
 
@@ -124,9 +124,9 @@ def _certifications(required: tuple[str, ...]) -> Check:
                                           or normalise_certification(name) in wanted):
                     return None
         return [("compliance.certifications", display(held), expected,
-                        "the service holds none of the required certifications: "
-                        + display(required),
-                        f"obtain one of {display(required)} and list it in certifications")]
+                 "the service holds none of the required certifications: "
+                 + display(required),
+                 f"obtain one of {display(required)} and list it in certifications")]
 
     return check
 
@@ -137,8 +137,8 @@ def _flag(name: str, label: str) -> Check:
         if value is True:
             return None
         return [(f"compliance.{name}", display(value), "true",
-                        f"the service is not declared {label} compliant",
-                        f"achieve {label} compliance and set compliance.{name} to true")]
+                 f"the service is not declared {label} compliant",
+                 f"achieve {label} compliance and set compliance.{name} to true")]
 
     return check
 

@@ -31,8 +31,8 @@ def _https(doc: dict[str, Any]) -> list[Finding] | None:
     if type(url) is str and url[:8].lower() == "https://":
         return None
     return [("endpoint.url", display(url), "https://…",
-                    "the service endpoint does not use HTTPS",
-                    "serve the endpoint over HTTPS (an https:// URL)")]
+             "the service endpoint does not use HTTPS",
+             "serve the endpoint over HTTPS (an https:// URL)")]
 
 
 def _authentication(doc: dict[str, Any]) -> list[Finding] | None:
@@ -40,8 +40,8 @@ def _authentication(doc: dict[str, Any]) -> list[Finding] | None:
     if type(kind) is str and kind.strip().lower() not in ("", "none"):
         return None
     return [("endpoint.authentication", display(kind), "an authentication method",
-                    "the service endpoint requires no authentication",
-                    "require authentication on the endpoint")]
+             "the service endpoint requires no authentication",
+             "require authentication on the endpoint")]
 
 
 def _authentication_types(allowed: frozenset[str]) -> Check:
@@ -52,8 +52,8 @@ def _authentication_types(allowed: frozenset[str]) -> Check:
         if type(kind) is not str or not kind.strip() or kind.strip().lower() in allowed:
             return None  # absence is require_authentication's business
         return [("endpoint.authentication", display(kind), expected,
-                        f"authentication type {kind!r} is not allowed",
-                        "use one of: " + display(sorted(allowed)))]
+                 f"authentication type {kind!r} is not allowed",
+                 "use one of: " + display(sorted(allowed)))]
 
     return check
 
@@ -66,8 +66,8 @@ def _encryption(name: str) -> Check:
         if value is True:
             return None
         return [(f"security.{name}", display(value), "true",
-                        f"the service does not declare {words}",
-                        f"enable {words} and set security.{name} to true")]
+                 f"the service does not declare {words}",
+                 f"enable {words} and set security.{name} to true")]
 
     return check
 
@@ -97,8 +97,8 @@ def _minimum_tls(minimum: int) -> Check:
         if number is not None and number >= minimum:
             return None
         return [("security.tls_version", display(version), f"TLS {wanted} or newer",
-                        f"the service does not declare TLS {wanted} or newer",
-                        f"support TLS {wanted}+ and set security.tls_version")]
+                 f"the service does not declare TLS {wanted} or newer",
+                 f"support TLS {wanted}+ and set security.tls_version")]
 
     return check
 
@@ -139,10 +139,9 @@ def _rate_ceiling(ceiling: float, unit: str) -> Check:
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
         findings = [
-            (f"pricing.rates.{index}.rate", display(price),
-                    f"at most {display(ceiling)} per {unit}",
-                    f"tier {display(rate.get('tier'))!r} charges {display(price)} per {unit}, "
-                    f"above {display(ceiling)}", f"lower the per-{unit} rate")
+            (f"pricing.rates.{index}.rate", display(price), f"at most {display(ceiling)} per {unit}",
+             f"tier {display(rate.get('tier'))!r} charges {display(price)} per {unit}, above "
+             f"{display(ceiling)}", f"lower the per-{unit} rate")
             for index, rate in _rates(doc)
             if (price := rate_of(rate)) is not None and price > ceiling
         ]
@@ -162,8 +161,8 @@ def _free_tier(doc: dict[str, Any]) -> list[Finding] | None:
     if any(_is_free(rate) for _, rate in rates):
         return None
     return [("pricing.rates", display([rate.get("tier") for _, rate in rates]),
-                    "a free tier", "the service offers no free tier",
-                    "add a tier named 'free' or a rate of 0")]
+             "a free tier", "the service offers no free tier",
+             "add a tier named 'free' or a rate of 0")]
 
 
 def _enterprise_sla(minimum: float) -> Check:
@@ -183,7 +182,7 @@ def _enterprise_sla(minimum: float) -> Check:
         if type(availability) in (int, float) and availability >= minimum:
             return None
         return [("sla.availability", display(availability), expected, message,
-                        remediation)]
+                 remediation)]
 
     return check
 
