@@ -139,7 +139,8 @@ def _rate_ceiling(ceiling: float, unit: str) -> Check:
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
         findings = [
-            (f"pricing.rates.{index}.rate", display(price), f"at most {display(ceiling)} per {unit}",
+            (f"pricing.rates.{index}.rate", display(price),
+             f"at most {display(ceiling)} per {unit}",
              f"tier {display(rate.get('tier'))!r} charges {display(price)} per {unit}, above "
              f"{display(ceiling)}", f"lower the per-{unit} rate")
             for index, rate in _rates(doc)
