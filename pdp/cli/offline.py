@@ -51,6 +51,7 @@ from pdp.core import (
     CoreError,
     InputValidationError,
     PolicySet,
+    TestReport,
     parse_input,
     run_tests,
 )
@@ -297,7 +298,8 @@ def _contents_of(path: Path) -> BundleContents:
     return parse_contents(read_bundle_files(path, Limits()))
 
 
-def _print_report(report: Any) -> None:
+def _print_report(report: TestReport) -> None:
+    """Each case as PASS or FAIL (with what differed), then the totals."""
     for name in report.passed:
         print(f"PASS  {name}")
     for failed in report.failed:
