@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pdp.core.access import decide_access, denial_by_policy
 from pdp.core.findings import Check, CompiledPolicy, Finding, Tally, apply_policies, display
-from pdp.core.patterns import DETECTOR_LEVELS, Detectors, matcher, utf8_safe
+from pdp.core.patterns import DETECTOR_LEVELS, Detectors, matcher, term_finder, utf8_safe
 from pdp.core.rules import (
     LEVELS,
     ContentFilteringRule,
@@ -178,6 +178,7 @@ class PayloadScan:
 def compile_content_filter(rule: ContentFilteringRule) -> Check:
     """Blocked terms (case-insensitive), blocked RE2 patterns, a payload size ceiling."""
     terms = tuple(dict.fromkeys(term.lower() for term in rule.blocked_terms))
+    find_terms = term_finder(terms) if terms else None
     patterns = tuple((pattern, matcher(pattern)) for pattern in rule.blocked_patterns)
     max_bytes = rule.max_payload_bytes
 
@@ -190,9 +191,8 @@ def compile_content_filter(rule: ContentFilteringRule) -> Check:
                     "request_payload", f"{size} bytes", f"at most {max_bytes} bytes",
                     f"the payload is {size} bytes, over the {max_bytes}-byte limit",
                     "send a smaller payload")]
-        if terms:
-            lowered = payload.lower()
-            hits = [term for term in terms if term in lowered]
+        if find_terms is not None:
+            hits = find_terms(payload)
             if hits:
                 findings = (findings or []) + [(
                     "request_payload", display(hits), "none of the blocked terms",
@@ -220,8 +220,9 @@ def compile_classification(rule: DataClassificationRule) -> Check:
         if not ranks:
             return None  # neither the policy nor the service sets a ceiling
         ceiling = min(ranks)
-        found = [name for name in detect if scan.found(name)]
-        over = [name for name in found if _RANK[DETECTOR_LEVELS[name]] > ceiling]
+        # Only detectors whose level is above the ceiling can matter: run just those.
+        over = [name for name in detect
+                if _RANK[DETECTOR_LEVELS[name]] > ceiling and scan.found(name)]
         if not over:
             return None
         level = LEVELS[max(_RANK[DETECTOR_LEVELS[name]] for name in over)]

@@ -20,7 +20,7 @@ import re2
 MAX_PATTERN_LENGTH = 64 * 1024
 
 
-def compile_re2(pattern: str, *, ignore_case: bool = False) -> Any:
+def compile_re2(pattern: str, *, ignore_case: bool = False, longest_match: bool = False) -> Any:
     """Compile ``pattern`` with RE2; an invalid or unsupported pattern is a ``ValueError``."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise ValueError(f"patterns are limited to {MAX_PATTERN_LENGTH} characters")
@@ -28,6 +28,7 @@ def compile_re2(pattern: str, *, ignore_case: bool = False) -> Any:
     # RE2 logs every compile error to stderr by default; we report errors ourselves.
     options.log_errors = False
     options.case_sensitive = not ignore_case
+    options.longest_match = longest_match
     try:
         return re2.compile(pattern, options)
     except re2.error as exc:
@@ -136,3 +137,23 @@ class Detectors:
         if confirm is None:
             return pattern.search(text) is not None
         return any(confirm(match) for match in pattern.finditer(text))
+
+
+def term_finder(terms: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """Which of ``terms`` occur in a text, case-insensitively, in one linear RE2 pass.
+
+    One alternation instead of a substring search per term: the cost stays linear in the text
+    however many terms a policy blocks. Returns the terms found, lowercased, first seen first;
+    where terms overlap (``drop`` and ``drop table``) the longest one at a position is named.
+    """
+    finditer = compile_re2("|".join(re2.escape(term) for term in terms), ignore_case=True,
+                           longest_match=True).finditer
+
+    def find(text: str) -> list[str]:
+        try:
+            found = [match.group(0) for match in finditer(text)]
+        except UnicodeEncodeError:
+            found = [match.group(0) for match in finditer(utf8_safe(text))]
+        return list(dict.fromkeys(term.lower() for term in found))
+
+    return find

@@ -247,3 +247,11 @@ def test_absent_payload_and_context(type: str, rule: dict[str, Any], allowed: bo
     decision = decide(policy_set, "validate_consumption",
                       {"consumer_id": "carl", "service_id": "svc-public"})
     assert decision["allowed"] is allowed
+
+
+def test_blocked_terms_are_literal_text_not_patterns() -> None:
+    """A term with regex characters matches only itself: ``a.b`` does not block ``axb``."""
+    policy_set = compile_set(policy("content_filtering", {"blocked_terms": ["a.b", "(x)"]}))
+    assert consume(policy_set, "axb and x")["allowed"] is True
+    decision = consume(policy_set, "A.B and (X)")
+    assert decision["violations"][0]["actual_value"] == "a.b, (x)"
