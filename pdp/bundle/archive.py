@@ -235,7 +235,9 @@ def read_directory(root: Path, limits: Limits) -> dict[str, bytes]:
     """Read every file of a bundle directory, with the archive's rules (no links, no devices)."""
     budget = _FileBudget(limits)
     try:
-        root_stat = os.lstat(root)
+        # The root is the operator's own choice and may be a link (a deployment's "current");
+        # only what is inside it must be a plain tree.
+        root_stat = os.stat(root)
     except OSError as exc:
         raise UnsafeArchiveError("archive_invalid", f"{root}: {exc.strerror}") from exc
     if not stat.S_ISDIR(root_stat.st_mode):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tarfile
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from bundle_kit import gzip_bomb, raw_tar, regular
 
-from pdp.bundle import Limits, UnsafeArchiveError, read_archive, write_archive
+from pdp.bundle import Limits, UnsafeArchiveError, read_archive, read_directory, write_archive
 from pdp.bundle.archive import safe_name
 
 MiB = 1024 * 1024
@@ -88,3 +89,12 @@ def test_a_small_bundle_is_not_mistaken_for_a_bomb() -> None:
     """Tiny, highly compressible bundles stay under the ratio grace and are read."""
     files = {f"tests/t{i}.json": b'{"cases": []}' for i in range(200)}
     assert read_archive(write_archive(files), Limits()) == files
+
+
+def test_a_directory_bundle_may_be_reached_through_a_linked_root(tmp_path: Path) -> None:
+    """The bundle directory itself may be a symlink (e.g. `current -> v42`); its entries may not."""
+    real = tmp_path / "v42"
+    (real / "policies").mkdir(parents=True)
+    (real / "data.json").write_bytes(b"{}")
+    (tmp_path / "current").symlink_to(real)
+    assert read_directory(tmp_path / "current", Limits()) == {"data.json": b"{}"}
