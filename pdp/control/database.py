@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
-from pdp.control.errors import StoreUnavailableError
+from pdp.control.errors import RequestError, StoreUnavailableError
 from pdp.control.migrations import apply_migrations
+from pdp.core import FieldError
+
+# Valid JSON, but PostgreSQL text and jsonb cannot hold NUL or lone UTF-16 surrogates.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # The exceptions that mean "the database is not there", as opposed to a bad statement: it cannot
 # be reached, the connection broke, or the server is shutting down or restarting.
@@ -61,3 +66,27 @@ async def pool_for(dsn: str, **kwargs: Any) -> AsyncIterator[asyncpg.Pool]:
     finally:
         await pool.close()
 
+
+
+def check_storable(value: Any, *, what: str = "the request") -> None:
+    """Refuse strings PostgreSQL cannot store (NUL, lone surrogates) anywhere in a JSON value,
+    naming each place; without this they would fail deep in the database as a server error."""
+    errors: list[FieldError] = []
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str) and _UNSTORABLE.search(node):
+            errors.append(FieldError(path, "contains a NUL or unpaired surrogate character"))
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                if _UNSTORABLE.search(str(key)):
+                    errors.append(FieldError(path, "a key contains a NUL or unpaired surrogate"))
+                stack.append((child_path, child))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{i}" if path else str(i), child)
+                         for i, child in enumerate(node))
+    if errors:
+        errors.sort()
+        raise RequestError(f"{what} holds characters that cannot be stored: "
+                           + "; ".join(str(e) for e in errors), errors)

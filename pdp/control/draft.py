@@ -16,6 +16,7 @@ import asyncpg
 
 from pdp.control import audit
 from pdp.control.auth import Permission, Principal
+from pdp.control.database import check_storable
 from pdp.control.document_store import DocumentStore, StoredDocument, nest_documents
 from pdp.control.errors import NotFoundError, RequestError
 from pdp.control.listing import PolicyQuery
@@ -44,6 +45,7 @@ def policy_spec(document: PolicyDocument) -> dict[str, Any]:
 
 def validate_policy(raw: object, *, data: dict[str, Any]) -> PolicyDocument:
     """Parse and compile one policy; RequestError naming each bad field if it is invalid."""
+    check_storable(raw, what="the policy")
     policy_id = raw.get("id") if isinstance(raw, dict) else None
     try:
         document = parse_policy(raw, source=f"policy {policy_id!r}" if policy_id else "policy")
@@ -156,6 +158,7 @@ class Draft:
         actor.require(Permission.EDIT)
         store = self._documents(kind)
         store.check_path(path)
+        check_storable(document, what="the document")
         if kind == "tests":
             self._check_tests(path, document)
         async with self._pool.acquire() as conn, conn.transaction():

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pdp.control.database import check_storable
 from pdp.control.errors import BodyTooLargeError, RequestError
 from pdp.core import FieldError
 
@@ -53,6 +54,7 @@ async def read_json(request: web.Request, *, limit: int = MAX_BODY_BYTES) -> Any
     except json.JSONDecodeError as exc:
         raise RequestError(f"invalid JSON: {exc}") from None
     check_depth(parsed)
+    check_storable(parsed, what="the body")
     return parsed
 
 

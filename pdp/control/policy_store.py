@@ -6,6 +6,7 @@ row and its audit row in one transaction. Specs arrive here already validated by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,16 @@ class PolicyVersion:
 
 _COLUMNS = "id, version, spec, created_at, updated_at"
 
+# DESIGN §4's slug. An id of any other shape cannot exist, so it is not even looked up (and a NUL
+# in a URL never reaches PostgreSQL, which would refuse it as a server error).
+_POLICY_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def _existing_id(policy_id: str) -> str:
+    if not _POLICY_ID.fullmatch(policy_id):
+        raise NotFoundError(f"no policy with id {policy_id!r} (ids are lower-case slugs)")
+    return policy_id
+
 
 def _record(row: asyncpg.Record) -> PolicyRecord:
     return PolicyRecord(id=row["id"], version=row["version"], spec=row["spec"],
@@ -96,7 +107,8 @@ class PolicyStore:
     async def get(self, policy_id: str) -> PolicyRecord:
         """The live policy `policy_id`; NotFoundError if there is none."""
         row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM policies WHERE id = $1 AND deleted_at IS NULL", policy_id
+            f"SELECT {_COLUMNS} FROM policies WHERE id = $1 AND deleted_at IS NULL",
+            _existing_id(policy_id),
         )
         if row is None:
             raise NotFoundError(f"no policy with id {policy_id!r}")
@@ -175,7 +187,7 @@ class PolicyStore:
         rows = await self._pool.fetch(
             "SELECT version, change, spec, actor, changed_at FROM policy_versions"
             " WHERE policy_id = $1 ORDER BY version DESC",
-            policy_id,
+            _existing_id(policy_id),
         )
         if not rows:
             raise NotFoundError(f"no policy with id {policy_id!r}")
@@ -186,7 +198,7 @@ class PolicyStore:
                          expected_version: int | None) -> int:
         current = await conn.fetchval(
             "SELECT version FROM policies WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-            policy_id,
+            _existing_id(policy_id),
         )
         if current is None:
             raise NotFoundError(f"no policy with id {policy_id!r}")
