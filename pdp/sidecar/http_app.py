@@ -109,7 +109,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLargeError(f"request body exceeds {limit} bytes") from None
-    if not body.strip():
+    if not body or body.isspace():
         return {}
     try:
         # Strict RFC 8259: UTF-8 only, no NaN/Infinity, no number that overflows a double.
@@ -156,7 +156,9 @@ async def post_data(request: web.Request) -> web.Response:
         "off", "false", "0"}
     engine = request.app[ENGINE]
     decision = engine.decide(
-        target.query, envelope["input"], explain=explain, caller=f"http:{request.remote or ''}"
+        target.query, envelope["input"], explain=explain,
+        # The caller is only written to the decision log; skip the peer lookup without one.
+        caller=f"http:{request.remote or ''}" if engine.decision_log is not None else "",
     )
     answer: dict[str, Any] = {
         "result": target.shape(decision),
@@ -300,7 +302,7 @@ IN_FLIGHT = web.AppKey("in_flight", InFlightRequests)
 def _middleware(metrics: RuntimeMetrics, in_flight: InFlightRequests) -> Any:
     # One middleware, not three: each layer costs a coroutine per request on the hot path.
     # Label lookups cost more than the increment; the set of (route, code) pairs is small.
-    children: dict[tuple[str, int], Any] = {}
+    children: dict[tuple[object, int], Any] = {}
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -316,10 +318,11 @@ def _middleware(metrics: RuntimeMetrics, in_flight: InFlightRequests) -> Any:
         finally:
             in_flight.leave()
         resource = request.match_info.route.resource
-        key = (resource.canonical if resource is not None else "unmatched", answer.status)
+        key = (resource, answer.status)
         child = children.get(key)
         if child is None:
-            child = children[key] = metrics.http_requests.labels(key[0], str(key[1]))
+            route = resource.canonical if resource is not None else "unmatched"
+            child = children[key] = metrics.http_requests.labels(route, str(answer.status))
         child.inc()
         return answer
 
