@@ -10,37 +10,45 @@ import argparse
 import asyncio
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
-_SERVER_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
-    ("--signing-key", "signing_key", Path, "private key that signs published bundles"),
-    ("--key-id", "key_id", str, "key id written into each bundle's signature"),
-    ("--http-addr", "http_addr", str, "admin API and bundle server (default 127.0.0.1:8282)"),
-    ("--grpc-addr", "grpc_addr", str, "PolicyEngineService (default 127.0.0.1:50052)"),
-    ("--bundle-dir", "bundle_dir", Path, "also write each published bundle into this directory"),
-    ("--seed-dir", "seed_dir", Path,
-     "bundle source seeding an empty database (default: the built-in marketplace bundle)"),
-    ("--max-wait-seconds", "max_wait_seconds", float, "cap on `Prefer: wait=N` (default 60)"),
-    ("--recheck-seconds", "recheck_seconds", float,
-     "how often the latest bundle is re-checked besides LISTEN/NOTIFY (default 2)"),
-)
+
+def _flag_type(annotation: Any) -> Any:
+    """The argparse type of a settings field: Path, float, int or str."""
+    members = typing.get_args(annotation) or (annotation,)
+    for kind in (Path, float, int):
+        if kind in members:
+            return kind
+    return str
+
+
+def _help(description: str, default: Any) -> str:
+    if default is None:
+        return description
+    return f"{description} (default {default})"
 
 
 def register(subparsers: Any) -> None:
     """Add ``control`` and ``control create-token`` to the ``pdp`` parser."""
+    from pdp.control.settings import ControlSettings
+
     parser = subparsers.add_parser(
         "control",
         help="run the control plane (PostgreSQL, admin API, bundle server)",
         description="Run a control-plane replica. Options come from --config FILE (YAML), then "
                     "PDP_<OPTION> environment variables (e.g. PDP_DATABASE_URL), then flags.",
     )
-    parser.add_argument("--database-url", dest="database_url", metavar="DSN",
-                        help="PostgreSQL DSN (default: $PDP_DATABASE_URL)")
-    for flag, dest, kind, text in _SERVER_FLAGS:
-        parser.add_argument(flag, dest=dest, type=kind, help=text)
+    # Every option of ControlSettings is a flag; its description is the help text.
+    for name, field in ControlSettings.model_fields.items():
+        metavar = "DSN" if name == "database_url" else None
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, metavar=metavar,
+                            type=_flag_type(field.annotation),
+                            help=_help(field.description or name,
+                                       None if field.is_required() else field.default))
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="YAML file of options (keys are option names with underscores)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
@@ -72,11 +80,10 @@ def run_control(args: argparse.Namespace) -> int:
     """`pdp control`: serve until SIGTERM/SIGINT."""
     from pdp.control.errors import ConfigurationError, ControlError
     from pdp.control.server import serve_until_signalled
-    from pdp.control.settings import load_control_settings
+    from pdp.control.settings import ControlSettings, load_control_settings
     from pdp.runtime import configure_logging
 
-    flags = {dest: getattr(args, dest) for _, dest, _, _ in _SERVER_FLAGS}
-    flags["database_url"] = args.database_url
+    flags = {name: getattr(args, name) for name in ControlSettings.model_fields}
     try:
         settings = load_control_settings(flags, args.config)
         seed_dir = _seed_dir(settings.seed_dir)
