@@ -41,13 +41,20 @@ def _blocked(blocked: frozenset[str]) -> Check:
         raw = compliance.get("data_residency") if type(compliance) is dict else None
         if type(raw) is not list:
             return None
+        hits = None
         for code in raw:
-            if type(code) is str and code.upper() in blocked:
-                hits = ", ".join([c.upper() for c in raw
-                                  if type(c) is str and c.upper() in blocked])
-                return [(RESIDENCY, hits, expected, "data is kept in blocked locations: " + hits,
-                         "remove the blocked locations from data_residency")]
-        return None
+            if type(code) is str:
+                upper = code.upper()
+                if upper in blocked:
+                    if hits is None:
+                        hits = [upper]
+                    else:
+                        hits.append(upper)
+        if hits is None:
+            return None
+        text = ", ".join(hits)
+        return [(RESIDENCY, text, expected, "data is kept in blocked locations: " + text,
+                 "remove the blocked locations from data_residency")]
 
     return check
 

@@ -180,10 +180,13 @@ def _enterprise_sla(minimum: float) -> Check:
                                         and support.strip().lower() != "enterprise"):
             return None
         availability = sla.get("availability", MISSING)
-        if type(availability) in (int, float) and availability >= minimum:
-            return None
-        return [("sla.availability", display(availability), expected, message,
-                 remediation)]
+        if type(availability) in (int, float):
+            if availability >= minimum:
+                return None
+            actual = repr(availability)  # display() would say the same, one call later
+        else:
+            actual = display(availability)
+        return [("sla.availability", actual, expected, message, remediation)]
 
     return check
 
