@@ -4,8 +4,9 @@ A type's check returns ``None`` when the input passes (the common, fast case) or
 ``Finding``s. ``CompiledPolicy`` carries a policy's identity with its compiled ``when`` and check;
 ``apply_policies`` runs a tuple of them, sorting each violation into the answer's ``violations``
 (enforcement ``deny``), ``warnings`` (``warn``) or the shadow ``dryrun`` list, and recording the
-``explain`` entry when asked. An exception inside one policy is a finding of that policy, not a
-crash: fail closed.
+``explain`` entry when asked. ``judge`` (access checks) and ``collect`` (listings) are the same
+loop without explain, for the hot path: they build a ``Tally`` only when something is found. An
+exception inside one policy is a finding of that policy, not a crash: fail closed.
 """
 
 from __future__ import annotations
