@@ -192,6 +192,10 @@ class Engine:
         result: dict[str, Any] = active.policy_set.evaluate(
             query, parsed, now=now, decision_id=decision_id, counters=self.counters,
             explain=explain)
+        # Shadow mode: dryrun findings go to metrics and the decision log, never to the caller.
+        dryrun = result.pop("dryrun", None)
+        if dryrun:
+            self.metrics.count_dryrun(query, dryrun)
         if fail_open:
             result = _failed_open(result, active.revision)
         elapsed = self._monotonic() - started
@@ -205,7 +209,8 @@ class Engine:
                 "decision_id": decision_id, "timestamp": now, "query": query, "input": parsed,
                 "result": result, "revision": active.revision,
                 "latency_ms": round(elapsed * 1000.0, 3), "caller": caller,
-                "instance_id": self._status.instance_id})
+                "instance_id": self._status.instance_id,
+                **({"dryrun": dryrun} if dryrun else {})})
         return result
 
     # -- status ----------------------------------------------------------------------------

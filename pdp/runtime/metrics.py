@@ -8,6 +8,7 @@ with :attr:`RuntimeMetrics.http_requests` / :attr:`RuntimeMetrics.grpc_requests`
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -48,6 +49,9 @@ class RuntimeMetrics:
         self.persist_failures = Counter(
             "pdp_bundle_persist_failures", "Failures to persist or read the persisted bundle.",
             ["operation"], registry=registry)
+        self.dryrun_findings = Counter(
+            "pdp_dryrun_findings", "Findings of dryrun-enforced policies (never in answers).",
+            ["query", "policy_id"], registry=registry)
         self.http_requests = Counter(
             "pdp_http_requests", "HTTP requests by route and status code.", ["route", "code"],
             registry=registry)
@@ -68,6 +72,11 @@ class RuntimeMetrics:
         if histogram is None:
             histogram = self._duration_children[query] = self.validation_duration.labels(query)
         histogram.observe(seconds)
+
+    def count_dryrun(self, query: str, findings: list[dict[str, Any]]) -> None:
+        """Count the findings of dryrun policies: shadow mode is visible here and in the log."""
+        for finding in findings:
+            self.dryrun_findings.labels(query, str(finding.get("policy_id", ""))).inc()
 
     def count_refusal(self, query: str, result: str) -> None:
         """Count a decision that was refused before evaluation (bad input, not ready)."""

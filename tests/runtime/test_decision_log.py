@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import shutil
 import time
 from collections import UserDict
 from collections.abc import Sequence
@@ -13,8 +14,9 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from runtime_support import EngineFactory, Signing, sample
+from runtime_support import COMPLIANT_LISTING, MARKETPLACE, EngineFactory, Signing, sample
 
+from pdp.bundle import build_bundle, read_source_dir
 from pdp.runtime import BundleUpdate, DecisionLog, DecisionLogConfig, FileSink, RuntimeMetrics
 from pdp.runtime.decision_log import mask_event, parse_pointer
 
@@ -221,3 +223,30 @@ def test_file_sink_needs_a_path() -> None:
     """sink=file without a path is refused at configuration time."""
     with pytest.raises(ValueError, match="needs a path"):
         DecisionLogConfig(sink="file")
+
+
+async def test_dryrun_findings_are_logged_and_counted_but_never_answered(
+        make_engine: EngineFactory, signing: Signing, registry: CollectorRegistry,
+        tmp_path: Path) -> None:
+    """A dryrun policy is shadow mode: its finding is in the log and metrics, not in the answer."""
+    source = tmp_path / "src"
+    shutil.copytree(MARKETPLACE, source)
+    (source / "policies" / "shadow-sla.json").write_text(json.dumps({
+        "id": "shadow-sla", "name": "Shadow SLA", "type": "pricing", "severity": "low",
+        "enforcement": "dryrun", "rule": {"minimum_sla_for_enterprise": 100.0}}))
+    contents = read_source_dir(source, created_at=1_700_000_000.0)
+    bundle = build_bundle(contents, signer=signing.signer, revision="shadow", sequence=5)
+    stream = io.StringIO()
+    engine = make_engine(decision_log={"sink": "stdout"}, decision_stream=stream)
+    await engine.activate(BundleUpdate(bundle, source="test"))
+    listing = json.loads(json.dumps(COMPLIANT_LISTING))
+    listing["sla"] = {"availability": 99.95, "support_level": "enterprise"}
+    answer = engine.decide("validate_service", listing)
+    await engine.stop()
+    assert answer["compliant"] is True
+    assert "dryrun" not in answer
+    assert all(v["policy_id"] != "shadow-sla" for v in answer["violations"] + answer["warnings"])
+    (line,) = stream.getvalue().splitlines()
+    assert [f["policy_id"] for f in json.loads(line)["dryrun"]] == ["shadow-sla"]
+    assert sample(registry, "pdp_dryrun_findings_total", query="validate_service",
+                  policy_id="shadow-sla") == 1
