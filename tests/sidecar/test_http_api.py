@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -148,6 +148,20 @@ async def test_body_over_the_limit_is_413(client: Client) -> None:
     status, body = await post_json(client, CHECK_ACCESS, big)
     assert status == 413
     assert body["code"] == "body_too_large"
+
+
+async def test_chunked_body_over_the_limit_is_413(client: Client) -> None:
+    """A body without Content-Length is cut off at the limit too, not read to the end."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"input": {"padding": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}}'
+
+    async with client.post(CHECK_ACCESS, data=chunks()) as answer:
+        assert answer.status == 413
+        assert (await answer.json())["code"] == "body_too_large"
 
 
 def nested(levels: int) -> dict[str, Any]:
