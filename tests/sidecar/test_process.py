@@ -21,6 +21,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_process_support import (
     CHECK_ACCESS_INPUT,
     MARKETPLACE,
@@ -28,6 +30,8 @@ from test_process_support import (
     SidecarProcess,
 )
 
+from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
+from pdp._proto.policyengine.v1 import policy_engine_pb2_grpc as pb_grpc
 from pdp.bundle import read_source_dir, signed_files, with_manifest, write_archive
 
 CHECK_ACCESS = "/v1/data/policyengine/check_access"
@@ -133,6 +137,43 @@ async def test_hot_reload_under_load_fails_no_request(
         await asyncio.gather(*clients)
     assert known.failures == []
     assert known.answered > 500
+
+
+async def wait_for_grpc_serving(channel: aio.Channel) -> None:
+    """Poll gRPC health (which follows readiness every 0.5 s) until SERVING, at most 5 s."""
+    health = health_pb2_grpc.HealthStub(channel)
+    serving = health_pb2.HealthCheckResponse.SERVING
+    try:
+        async with asyncio.timeout(5):
+            while True:
+                answer = await health.Check(health_pb2.HealthCheckRequest())
+                if answer.status == serving:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError("gRPC health never reported SERVING") from None
+
+
+async def test_grpc_and_http_answer_from_the_same_bundle(
+    spawn: Any, bundles: BundleFactory, http: aiohttp.ClientSession
+) -> None:
+    """Both servers of one process read the one engine: a reload shows on HTTP and gRPC alike."""
+    path = bundles.write(1)
+    sidecar: SidecarProcess = spawn(*sidecar_args(path, bundles))
+    await sidecar.wait_ready(http)
+    request = pb.CheckAccessRequest(user_id="user-456", service_id="svc-1", action="consume",
+                                    context={"ip_address": "10.0.0.7"})
+    async with aio.insecure_channel(f"127.0.0.1:{sidecar.grpc_port}") as channel:
+        stub = pb_grpc.PolicyEngineServiceStub(channel)
+        await wait_for_grpc_serving(channel)
+        before = await stub.CheckAccess(request)
+        bundles.replace(path, bundles.build(2))
+        await wait_for_revision(http, sidecar, "2")
+        after = await stub.CheckAccess(request)
+    _, http_answer = await decide(http, sidecar)
+    assert (before.allowed, before.bundle_revision) == (True, "1")
+    assert (after.allowed, after.bundle_revision) == (True, "2")
+    assert http_answer["result"]["bundle_revision"] == "2"
 
 
 async def test_tampered_replacement_keeps_the_previous_revision(
