@@ -79,6 +79,7 @@ def _database_url(args: argparse.Namespace) -> str | None:
 def run_control(args: argparse.Namespace) -> int:
     """`pdp control`: serve until SIGTERM/SIGINT."""
     from pdp.control.errors import ConfigurationError, ControlError
+    from pdp.control.publish_pause import ENV_VAR, PublishPause
     from pdp.control.server import serve_until_signalled
     from pdp.control.settings import ControlSettings, load_control_settings
     from pdp.runtime import configure_logging
@@ -87,12 +88,15 @@ def run_control(args: argparse.Namespace) -> int:
     try:
         settings = load_control_settings(flags, args.config)
         seed_dir = _seed_dir(settings.seed_dir)
+        # Test-only fault injection (see pdp.control.publish_pause); never set in production.
+        pause_text = os.environ.get(ENV_VAR)
+        pause = PublishPause.parse(pause_text) if pause_text else None
     except ConfigurationError as exc:
         print(f"pdp control: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(args.log_level.upper())
     try:
-        asyncio.run(serve_until_signalled(settings, seed_dir=seed_dir))
+        asyncio.run(serve_until_signalled(settings, seed_dir=seed_dir, publish_pause=pause))
     except ConfigurationError as exc:
         print(f"pdp control: {exc}", file=sys.stderr)
         return EXIT_USAGE

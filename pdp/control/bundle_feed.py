@@ -4,7 +4,9 @@ A publish on any replica commits a ``NOTIFY pdp_bundles``; one dedicated LISTEN 
 replica hears it and reloads the latest bundle at once, which wakes every waiting long-poll within
 milliseconds. Notifications can be lost (the LISTEN connection drops, PostgreSQL restarts), so the
 feed also re-checks the latest sequence every few seconds and reconnects the listener when it is
-gone: a lost notification delays an update by seconds, never loses it (DESIGN §8.6).
+gone: a lost notification delays an update by seconds, never loses it (DESIGN §8.6). When the
+LISTEN connection closes (terminated backend, PostgreSQL restart) the feed tries to re-open it at
+once, then at every re-check; until it is back, ``listening`` is false and readiness says so.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncpg
 
 from pdp.control.bundle_store import BUNDLE_CHANNEL, BundleRecord, BundleStore
 from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.metrics import ControlMetrics
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +31,14 @@ _FEED_ERRORS = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 class BundleFeed:
     """Holds the latest bundle; ``wait_for_change`` is the long-poll primitive."""
 
-    def __init__(self, dsn: str, store: BundleStore, *, recheck_seconds: float = 2.0) -> None:
+    def __init__(self, dsn: str, store: BundleStore, *, metrics: ControlMetrics,
+                 recheck_seconds: float = 2.0) -> None:
         self._dsn = dsn
         self._store = store
+        self._metrics = metrics
         self._recheck_seconds = recheck_seconds
+        # Set when the LISTEN connection closes, so the re-check loop re-opens it without waiting.
+        self._listener_lost = asyncio.Event()
         self._latest: BundleRecord | None = None
         # Replaced after every change; each waiter holds the event current when it began.
         self._changed = asyncio.Event()
@@ -109,10 +116,13 @@ class BundleFeed:
 
     async def _recheck_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._recheck_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._listener_lost.wait(), self._recheck_seconds)
+            self._listener_lost.clear()
             try:
                 if not self.listening:
                     await self._listen()
+                # Also after a re-opened LISTEN: notifications sent while it was down are lost.
                 await self.refresh()
             except _FEED_ERRORS as exc:
                 log.warning("bundle feed: cannot reach PostgreSQL, retrying: %s", exc)
@@ -125,13 +135,23 @@ class BundleFeed:
         except _FEED_ERRORS as exc:
             log.warning("bundle feed: LISTEN connection failed, polling until it is back: %s", exc)
             return
+        conn.add_termination_listener(self._on_listener_closed)
         self._listener = conn
+        self._metrics.listening.set(1)
+        log.info("bundle feed: listening for published bundles")
 
     async def _close_listener(self) -> None:
         conn, self._listener = self._listener, None
+        self._metrics.listening.set(0)
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(*CONNECTION_ERRORS):
                 await conn.close(timeout=2)
+
+    def _on_listener_closed(self, conn: asyncpg.Connection) -> None:
+        if conn is self._listener:
+            log.warning("bundle feed: LISTEN connection lost; re-opening it")
+            self._metrics.listening.set(0)
+            self._listener_lost.set()
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
         task = asyncio.get_running_loop().create_task(self.refresh_quietly())

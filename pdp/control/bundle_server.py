@@ -58,15 +58,18 @@ async def get_bundle(request: web.Request) -> web.StreamResponse:
     current = latest is None or latest.etag in known
     if current and wait > 0:
         client_etag = next(iter(known)) if len(known) == 1 else None
-        latest = await plane.feed.wait_for_change(
-            client_etag if latest is not None else None, wait
-        )
+        with plane.metrics.long_polls_waiting.track_inprogress():
+            latest = await plane.feed.wait_for_change(
+                client_etag if latest is not None else None, wait
+            )
     if latest is None:
         raise NotPublishedError("nothing has been published yet")
     # Tells clients the wait was honoured, so they long-poll rather than fall back to polling.
     applied = {"Preference-Applied": f"wait={wait:g}"} if wait > 0 else {}
     if latest.etag in known:
+        plane.metrics.bundle_downloads.labels(status="304").inc()
         return web.Response(status=304, headers={"ETag": latest.etag, **applied})
+    plane.metrics.bundle_downloads.labels(status="200").inc()
     answer = _bundle_response(latest)
     answer.headers.update(applied)
     return answer

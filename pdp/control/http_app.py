@@ -1,6 +1,8 @@
-"""The control plane's HTTP server: admin API, bundle server and health, built by `make_app`."""
+"""The control plane's HTTP server: admin API, bundle server, health and metrics (`make_app`)."""
 
 from __future__ import annotations
+
+import contextlib
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
@@ -11,6 +13,7 @@ from pdp.control.auth import Permission, bearer_token
 from pdp.control.database import CONNECTION_ERRORS
 from pdp.control.http_errors import Handler, error_middleware
 from pdp.control.http_json import json_response
+from pdp.control.metrics import CONTENT_TYPE
 from pdp.control.migrations import migrations_complete
 from pdp.control.plane import ControlPlane
 
@@ -38,7 +41,8 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """``GET /health/ready``: 200 when PostgreSQL answers and every migration is applied."""
+    """``GET /health/ready``: 200 when PostgreSQL answers, every migration is applied and the
+    LISTEN connection is up (without it this replica learns of publishes only at its re-check)."""
     plane = request.app[PLANE]
     try:
         async with plane.pool.acquire(timeout=2) as conn:
@@ -49,10 +53,24 @@ async def ready(request: web.Request) -> web.Response:
         return json_response({"status": "unavailable", "database": "migrations pending"},
                              status=503)
     latest = plane.feed.latest
+    listening = plane.feed.listening
     return json_response({
-        "status": "ok", "listening": plane.feed.listening,
+        "status": "ok" if listening else "unavailable", "listening": listening,
         "latest_sequence": latest.sequence if latest else None,
-    })
+    }, status=200 if listening else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics`` (no token, like every Prometheus target): the control plane's metrics.
+
+    The fleet gauge is refreshed from the database on each scrape, so it is as current as the
+    scrape; when the database is away the previous figures are served.
+    """
+    plane = request.app[PLANE]
+    with contextlib.suppress(*CONNECTION_ERRORS):
+        plane.metrics.set_fleet(
+            await plane.intake.revision_counts(seen_within=plane.settings.sidecar_expiry))
+    return web.Response(body=plane.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def make_app(plane: ControlPlane) -> web.Application:
@@ -66,10 +84,12 @@ def make_app(plane: ControlPlane) -> web.Application:
     app[PLANE] = plane
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", metrics)
     permissions: dict[AbstractRoute, Permission] = {}
     for method, path, handler, permission in (*admin_routes.ROUTES, *publish_routes.ROUTES,
                                               *bundle_server.ROUTES, *intake_routes.ROUTES):
         permissions[app.router.add_route(method, path, handler)] = permission
     app[ROUTE_PERMISSIONS] = permissions
     app.cleanup_ctx.append(intake_routes.prune_decision_logs)
+    app.cleanup_ctx.append(intake_routes.expire_sidecars)
     return app

@@ -18,6 +18,8 @@ from pdp.core import FieldError
 
 MAX_ID_LENGTH = 128
 MAX_EVENTS_PER_BATCH = 10_000
+# The revision label of sidecars that have no bundle yet (state "starting").
+NO_REVISION = "none"
 
 
 def _bad(field: str, message: str) -> RequestError:
@@ -48,6 +50,15 @@ def check_status_report(report: dict[str, Any]) -> dict[str, Any]:
     return {"instance_id": _instance_id(report.get("instance_id"), "instance_id"),
             "labels": labels, "revision": revision, "sequence": sequence, "state": state,
             "errors": [last_error] if last_error else []}
+
+
+def revisions_of(sidecars: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of `sidecars` run each revision; sidecars without a bundle count as "none"."""
+    counts: dict[str, int] = {}
+    for sidecar in sidecars:
+        revision = sidecar["revision"] or NO_REVISION
+        counts[revision] = counts.get(revision, 0) + 1
+    return counts
 
 
 class Intake:
@@ -90,7 +101,8 @@ class Intake:
         return len(rows)
 
     async def fleet(self, actor: Principal, *, seen_within: float) -> dict[str, Any]:
-        """Sidecars seen in the last `seen_within` seconds and how many run the latest bundle."""
+        """Sidecars seen in the last `seen_within` seconds, how many run the latest bundle, and
+        the stragglers (every sidecar on another sequence) with their revision, state and error."""
         actor.require(Permission.READ)
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             latest = await conn.fetchrow(
@@ -111,8 +123,25 @@ class Intake:
             "total": len(sidecars), "on_latest": len(current),
             "summary": (f"{len(current)} of {len(sidecars)} on revision {latest['revision']}"
                         if latest is not None else f"nothing published; {len(sidecars)} sidecars"),
+            "by_revision": revisions_of(sidecars),
+            "stragglers": [s for s in sidecars if s not in current],
             "sidecars": sidecars,
         }
+
+    async def revision_counts(self, *, seen_within: float) -> dict[str, int]:
+        """How many sidecars seen in the last `seen_within` seconds run each revision (metrics)."""
+        rows = await self._pool.fetch(
+            "SELECT coalesce(revision, '') AS revision, count(*) AS n FROM sidecars"
+            " WHERE last_seen >= now() - $1::interval GROUP BY 1", timedelta(seconds=seen_within))
+        return {r["revision"] or NO_REVISION: int(r["n"]) for r in rows}
+
+    async def expire_sidecars(self, *, older_than: float) -> list[str]:
+        """Delete the records of sidecars silent for more than `older_than` seconds; return
+        their instance ids. A sidecar that reports again later simply reappears."""
+        rows = await self._pool.fetch(
+            "DELETE FROM sidecars WHERE last_seen < now() - $1::interval RETURNING instance_id",
+            timedelta(seconds=older_than))
+        return sorted(r["instance_id"] for r in rows)
 
     async def recent_decisions(self, actor: Principal, *, limit: int,
                                decision_id: str | None = None) -> list[dict[str, Any]]:

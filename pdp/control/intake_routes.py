@@ -1,5 +1,6 @@
 """HTTP handlers for what sidecars send (``/v1/status``, ``/v1/logs``) and the views over it
-(``/v1/fleet``, ``/v1/decisions``), plus the decision-log retention task."""
+(``/v1/fleet``, ``/v1/decisions``), plus the two housekeeping tasks: decision-log retention and
+sidecar expiry."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ log = logging.getLogger(__name__)
 # events before the JSON array around them). aiohttp inflates a gzip body before it is counted.
 LOG_BODY_FACTOR = 4
 PRUNE_INTERVAL_SECONDS = 3600.0
+# Expired sidecars are deleted within a tenth of the expiry time (at least every 30 s), so the
+# fleet and its metrics never count a sidecar much longer than configured.
+MAX_EXPIRY_SWEEP_SECONDS = 30.0
+MIN_EXPIRY_SWEEP_SECONDS = 0.1
+
+
+def expiry_sweep_seconds(expiry: float) -> float:
+    """How often the expiry task runs for a given `--sidecar-expiry`."""
+    return min(max(expiry / 10, MIN_EXPIRY_SWEEP_SECONDS), MAX_EXPIRY_SWEEP_SECONDS)
 
 
 async def post_status(request: web.Request) -> web.Response:
@@ -42,7 +52,7 @@ async def get_fleet(request: web.Request) -> web.Response:
     """``GET /v1/fleet``: "N of M on revision R" and every sidecar's revision, state, last error."""
     plane = request.app[PLANE]
     return json_response(await plane.intake.fleet(
-        principal(request), seen_within=plane.settings.fleet_window_seconds))
+        principal(request), seen_within=plane.settings.sidecar_expiry))
 
 
 async def get_decisions(request: web.Request) -> web.Response:
@@ -71,6 +81,33 @@ async def prune_decision_logs(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
 
     task = asyncio.create_task(prune_forever(), name="pdp-decision-log-retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def expire_sidecars(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: delete sidecars silent for longer than ``--sidecar-expiry``, repeatedly.
+
+    Every replica runs it; the DELETE is idempotent, so replicas racing for a row are harmless.
+    """
+    plane = app[PLANE]
+    expiry = plane.settings.sidecar_expiry
+
+    async def expire_forever() -> None:
+        while True:
+            await asyncio.sleep(expiry_sweep_seconds(expiry))
+            try:
+                gone = await plane.intake.expire_sidecars(older_than=expiry)
+            except CONNECTION_ERRORS as exc:
+                log.warning("sidecar expiry: database unavailable: %s", exc)
+                continue
+            if gone:
+                plane.metrics.sidecars_expired.inc(len(gone))
+                log.info("expired sidecars", extra={"instances": gone, "after_seconds": expiry})
+
+    task = asyncio.create_task(expire_forever(), name="pdp-sidecar-expiry")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from prometheus_client import CollectorRegistry
 
 from pdp.bundle import JwsSigner, Keyring
 from pdp.bundle.errors import BundleError
@@ -19,6 +20,8 @@ from pdp.control.database import open_pool
 from pdp.control.draft import Draft
 from pdp.control.errors import ConfigurationError
 from pdp.control.intake import Intake
+from pdp.control.metrics import ControlMetrics
+from pdp.control.publish_pause import PublishPause
 from pdp.control.publisher import Publisher
 from pdp.control.seed import seed_if_empty
 from pdp.control.settings import ControlSettings
@@ -39,6 +42,7 @@ class ControlPlane:
     publisher: Publisher
     feed: BundleFeed
     intake: Intake
+    metrics: ControlMetrics
     clock: Clock
 
     async def close(self) -> None:
@@ -58,9 +62,16 @@ def load_signer(key_path: Path, key_id: str) -> tuple[JwsSigner, Keyring]:
 
 
 async def open_control_plane(settings: ControlSettings, *, seed_dir: Path | None,
-                             clock: Clock = time.time) -> ControlPlane:
-    """Connect, migrate, seed an empty database from `seed_dir`, and start the bundle feed."""
+                             clock: Clock = time.time,
+                             registry: CollectorRegistry | None = None,
+                             publish_pause: PublishPause | None = None) -> ControlPlane:
+    """Connect, migrate, seed an empty database from `seed_dir`, and start the bundle feed.
+
+    Metrics go to `registry` (a fresh one when None: never the process-global registry);
+    `publish_pause` is the test-only hook of :mod:`pdp.control.publish_pause`.
+    """
     signer, keyring = load_signer(settings.signing_key, settings.key_id)
+    metrics = ControlMetrics(registry if registry is not None else CollectorRegistry())
     pool = await open_pool(settings.database_url, max_size=settings.pool_size)
     try:
         if seed_dir is not None:
@@ -68,8 +79,9 @@ async def open_control_plane(settings: ControlSettings, *, seed_dir: Path | None
         tokens = TokenStore(pool)
         draft = Draft(pool, clock=clock)
         publisher = Publisher(pool, draft, signer=signer, keyring=keyring, clock=clock,
-                              bundle_dir=settings.bundle_dir)
-        feed = BundleFeed(settings.database_url, publisher.bundles,
+                              metrics=metrics, bundle_dir=settings.bundle_dir,
+                              pause=publish_pause)
+        feed = BundleFeed(settings.database_url, publisher.bundles, metrics=metrics,
                           recheck_seconds=settings.recheck_seconds)
         await feed.start()
     except BaseException:
@@ -77,7 +89,7 @@ async def open_control_plane(settings: ControlSettings, *, seed_dir: Path | None
         raise
     return ControlPlane(settings=settings, pool=pool, tokens=tokens,
                         token_admin=TokenAdmin(pool, tokens), draft=draft, publisher=publisher,
-                        feed=feed, intake=Intake(pool), clock=clock)
+                        feed=feed, intake=Intake(pool), metrics=metrics, clock=clock)
 
 
 async def create_token(database_url: str, *, role: Role, name: str) -> tuple[str, TokenRecord]:

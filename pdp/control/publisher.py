@@ -9,12 +9,13 @@ bundle tests) — before it is stored: what the control plane serves, sidecars a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from pdp.control.bundle_store import BundleRecord, BundleStore
 from pdp.control.document_store import nest_documents
 from pdp.control.draft import Draft
 from pdp.control.errors import PublishRefusedError
+from pdp.control.metrics import ControlMetrics
+from pdp.control.publish_pause import PublishPause
 from pdp.core import PolicySet
 
 Clock = Callable[[], float]
@@ -75,13 +78,16 @@ class Publisher:
     """Publish, roll back and read published bundles."""
 
     def __init__(self, pool: asyncpg.Pool, draft: Draft, *, signer: Signer, keyring: Keyring,
-                 clock: Clock, bundle_dir: Path | None = None) -> None:
+                 clock: Clock, metrics: ControlMetrics, bundle_dir: Path | None = None,
+                 pause: PublishPause | None = None) -> None:
         self._pool = pool
         self._draft = draft
         self._signer = signer
         self._keyring = keyring
         self._clock = clock
         self._bundle_dir = bundle_dir
+        self._metrics = metrics
+        self._pause = pause
         self.bundles = BundleStore(pool)
         self._compiled: tuple[str, PolicySet] | None = None
         self._compile_lock = asyncio.Lock()
@@ -89,14 +95,17 @@ class Publisher:
     async def publish(self, actor: Principal, *, notes: str = "") -> BundleRecord:
         """Publish the current draft as the next sequence."""
         actor.require(Permission.PUBLISH)
-        async with self._pool.acquire() as conn, conn.transaction():
-            sequence = await self.bundles.lock_for_publish(conn)
-            policies = await self._draft.policies.live_specs(conn)
-            data = nest_documents(await self._draft.data.all_documents(conn))
-            tests = await self._draft.tests.all_documents(conn)
-            manifest = self._manifest(sequence, {"published_by": actor.actor})
-            files = draft_files(policies, data, tests, manifest)
-            record = await self._store(conn, actor, files, notes=notes, rollback_of=None)
+        with self._counted("publish"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                sequence = await self.bundles.lock_for_publish(conn)
+                await self._reached("after_lock", sequence)
+                policies = await self._draft.policies.live_specs(conn)
+                data = nest_documents(await self._draft.data.all_documents(conn))
+                tests = await self._draft.tests.all_documents(conn)
+                manifest = self._manifest(sequence, {"published_by": actor.actor})
+                files = draft_files(policies, data, tests, manifest)
+                record = await self._store(conn, actor, files, notes=notes, rollback_of=None)
+            await self._reached("after_commit", sequence)
         self._export(record)
         return record
 
@@ -107,12 +116,16 @@ class Publisher:
         earlier = await self.bundles.get(to_sequence, with_content=True)
         files = await asyncio.to_thread(read_bundle_files, earlier.content, Limits())
         files.pop(SIGNATURES_FILE, None)
-        async with self._pool.acquire() as conn, conn.transaction():
-            sequence = await self.bundles.lock_for_publish(conn)
-            files[MANIFEST_FILE] = self._manifest(
-                sequence, {"published_by": actor.actor, "rollback_of": to_sequence}
-            ).to_json_bytes()
-            record = await self._store(conn, actor, files, notes=notes, rollback_of=to_sequence)
+        with self._counted("rollback"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                sequence = await self.bundles.lock_for_publish(conn)
+                await self._reached("after_lock", sequence)
+                files[MANIFEST_FILE] = self._manifest(
+                    sequence, {"published_by": actor.actor, "rollback_of": to_sequence}
+                ).to_json_bytes()
+                record = await self._store(conn, actor, files, notes=notes,
+                                           rollback_of=to_sequence)
+            await self._reached("after_commit", sequence)
         self._export(record)
         return record
 
@@ -183,7 +196,26 @@ class Publisher:
             details["rollback_of"] = rollback_of
         await audit.record(conn, actor=actor.actor, action=action, target=str(record.sequence),
                            details=details)
+        await self._reached("before_commit", record.sequence)
         return record
+
+    async def _reached(self, point: str, sequence: int) -> None:
+        if self._pause is not None:
+            await self._pause.reached(point, sequence)
+
+    @contextlib.contextmanager
+    def _counted(self, action: str) -> Iterator[None]:
+        """Count one publish or rollback by its outcome: success, refused (the draft does not
+        build or its tests fail) or error (anything else, e.g. the database went away)."""
+        try:
+            yield
+        except PublishRefusedError:
+            self._metrics.publishes.labels(action=action, result="refused").inc()
+            raise
+        except Exception:
+            self._metrics.publishes.labels(action=action, result="error").inc()
+            raise
+        self._metrics.publishes.labels(action=action, result="success").inc()
 
     def _build_and_check(self, files: dict[str, bytes]) -> tuple[bytes, Manifest]:
         try:

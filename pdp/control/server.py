@@ -13,11 +13,13 @@ from pathlib import Path
 
 from aiohttp import web
 from grpc import aio
+from prometheus_client import CollectorRegistry
 
 from pdp.control.errors import ConfigurationError
 from pdp.control.grpc_service import make_grpc_server
 from pdp.control.http_app import make_app
 from pdp.control.plane import ControlPlane, open_control_plane
+from pdp.control.publish_pause import PublishPause
 from pdp.control.settings import ControlSettings
 from pdp.sidecar.settings import ListenAddress
 
@@ -30,10 +32,14 @@ class ControlServer:
     """The listeners of one replica over one :class:`ControlPlane`."""
 
     def __init__(self, settings: ControlSettings, *, seed_dir: Path | None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 registry: CollectorRegistry | None = None,
+                 publish_pause: PublishPause | None = None) -> None:
         self.settings = settings
         self._seed_dir = seed_dir
         self._clock = clock
+        self._registry = registry
+        self._publish_pause = publish_pause
         self.plane: ControlPlane | None = None
         self._runner: web.AppRunner | None = None
         self._grpc: aio.Server | None = None
@@ -43,7 +49,8 @@ class ControlServer:
     async def start(self) -> None:
         """Open the store (migrate, seed), then bind HTTP and gRPC."""
         self.plane = await open_control_plane(self.settings, seed_dir=self._seed_dir,
-                                              clock=self._clock)
+                                              clock=self._clock, registry=self._registry,
+                                              publish_pause=self._publish_pause)
         http = self.settings.http_listen
         self._runner = web.AppRunner(make_app(self.plane), access_log=None)
         await self._runner.setup()
@@ -80,13 +87,15 @@ class ControlServer:
         log.info("control plane stopped")
 
 
-async def serve_until_signalled(settings: ControlSettings, *, seed_dir: Path | None) -> None:
-    """Run a replica until SIGTERM or SIGINT."""
+async def serve_until_signalled(settings: ControlSettings, *, seed_dir: Path | None,
+                                publish_pause: PublishPause | None = None) -> None:
+    """Run a replica until SIGTERM or SIGINT, its metrics on a registry of its own."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = ControlServer(settings, seed_dir=seed_dir)
+    server = ControlServer(settings, seed_dir=seed_dir, registry=CollectorRegistry(),
+                           publish_pause=publish_pause)
     try:
         await server.start()
         await stop.wait()

@@ -51,8 +51,9 @@ class ControlSettings(BaseSettings):
     decision_log_retention_seconds: float = Field(
         default=7 * 24 * 3600, gt=0, description="how long uploaded decision events are kept"
     )
-    fleet_window_seconds: float = Field(
-        default=300, gt=0, description="sidecars not heard from for this long leave the fleet view"
+    sidecar_expiry: float = Field(
+        default=300, gt=0,
+        description="seconds after its last status report a sidecar is deleted from the fleet",
     )
     pool_size: int = Field(
         default=10, ge=2, le=100, description="PostgreSQL connections per replica"
