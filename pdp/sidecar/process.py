@@ -174,9 +174,9 @@ class Sidecar:
 
     async def _start_grpc(self, engine: Engine) -> None:
         address = self.settings.grpc_listen
-        # registry=None: the server's own request counter would collide with the runtime's
-        # pdp_grpc_requests family on the shared registry (see docs/decisions.md).
-        self._grpc = SidecarGrpcServer(engine, str(address), clock=self._clock)
+        self._grpc = SidecarGrpcServer(
+            engine, str(address), request_counter=engine.metrics.grpc_requests, clock=self._clock
+        )
         port = await self._grpc.start()
         self.grpc_address = ListenAddress(address.host, port)
 

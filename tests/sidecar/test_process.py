@@ -174,6 +174,8 @@ async def test_grpc_and_http_answer_from_the_same_bundle(
     assert (before.allowed, before.bundle_revision) == (True, "1")
     assert (after.allowed, after.bundle_revision) == (True, "2")
     assert http_answer["result"]["bundle_revision"] == "2"
+    assert ('pdp_grpc_requests_total{code="OK",method="/policyengine.v1.PolicyEngineService/'
+            'CheckAccess"} 2.0') in await metrics_of(http, sidecar)
 
 
 async def test_tampered_replacement_keeps_the_previous_revision(
