@@ -3,7 +3,8 @@
 ::
 
     pdp admin --server URL --token-file F policy list | get ID | apply -f FILE | delete ID
-    pdp admin --server URL --token-file F publish [--notes TEXT] | rollback SEQ
+    pdp admin --server URL --token-file F publish [--notes TEXT] [--wait [--timeout S]]
+    pdp admin --server URL --token-file F rollback SEQ
     pdp admin --server URL --token-file F fleet | decisions [--limit N] [--id DECISION_ID]
 
 Readable tables and messages for people; ``--json`` prints the API's JSON for scripts. Exit codes:
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +30,9 @@ import yaml
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 TIMEOUT_SECONDS = 30.0
+# How often `publish --wait` reads the fleet; sidecars report a change within ~0.2 s themselves.
+WAIT_POLL_SECONDS = 0.2
+DEFAULT_WAIT_TIMEOUT = 60.0
 
 
 class AdminError(Exception):
@@ -111,6 +116,13 @@ def register(subparsers: Any) -> None:
 
     publish = commands.add_parser("publish", help="publish the draft as a signed bundle")
     publish.add_argument("--notes", default="", help="a note stored with the bundle")
+    publish.add_argument("--wait", action="store_true",
+                         help="then show the fleet converging until every sidecar runs the new "
+                              "bundle, and how long it took")
+    publish.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_WAIT_TIMEOUT,
+                         metavar="S",
+                         help="with --wait: give up after S seconds and exit 1 naming the "
+                              f"sidecars behind (default {DEFAULT_WAIT_TIMEOUT:g})")
     publish.set_defaults(handler=_publish)
     rollback = commands.add_parser("rollback", help="republish an earlier bundle's content")
     rollback.add_argument("sequence", type=int, metavar="SEQ")
@@ -123,6 +135,16 @@ def register(subparsers: Any) -> None:
     decisions.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     decisions.add_argument("--id", dest="decision_id", help="only this decision id")
     decisions.set_defaults(handler=_decisions)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, got {text!r}")
+    return value
 
 
 def _env_path(name: str) -> Path | None:
@@ -236,7 +258,62 @@ def _print_bundle(args: argparse.Namespace, answer: dict[str, Any], verb: str) -
 
 
 def _publish(args: argparse.Namespace, client: AdminClient) -> None:
-    _print_bundle(args, client.call("POST", "/v1/publish", {"notes": args.notes}), "published")
+    started = time.monotonic()
+    answer = client.call("POST", "/v1/publish", {"notes": args.notes})
+    if not args.wait:
+        _print_bundle(args, answer, "published")
+        return
+    if not args.json:
+        _print_bundle(args, answer, "published")
+    waited = _wait_for_fleet(client, answer, started=started, timeout=args.timeout,
+                             show=not args.json)
+    if args.json:
+        print(json.dumps({**answer, "wait": waited}, indent=2))
+
+
+def _behind(fleet: dict[str, Any], sequence: int) -> list[dict[str, Any]]:
+    """Sidecars not yet on `sequence` or later (a later publish counts as converged)."""
+    return [s for s in fleet["sidecars"] if (s["sequence"] or 0) < sequence]
+
+
+def _describe(sidecar: dict[str, Any]) -> str:
+    error = (sidecar.get("last_error") or {}).get("message")
+    text = f"{sidecar['instance_id']} (revision {sidecar['revision'] or '-'}, {sidecar['state']}"
+    return text + (f", last error: {error})" if error else ")")
+
+
+def _wait_for_fleet(client: AdminClient, bundle: dict[str, Any], *, started: float,
+                    timeout: float, show: bool) -> dict[str, Any]:
+    """Follow ``/v1/fleet`` until every sidecar runs `bundle`; print each change in progress.
+
+    Raises AdminError naming the sidecars behind when `timeout` seconds pass first.
+    """
+    sequence, revision = bundle["sequence"], bundle["revision"]
+    shown: tuple[int, int] | None = None
+    while True:
+        fleet = client.call("GET", "/v1/fleet")
+        behind = _behind(fleet, sequence)
+        total = fleet["total"]
+        elapsed = time.monotonic() - started
+        progress = (total - len(behind), total)
+        if show and progress != shown:
+            print(f"  {progress[0]} of {total} on revision {revision} ({elapsed:.2f} s)",
+                  flush=True)
+            shown = progress
+        if not behind:
+            if show:
+                note = "" if total else " (no sidecar has reported to this control plane)"
+                print(f"converged: {total} of {total} on revision {revision} "
+                      f"in {elapsed:.2f} s{note}")
+            return {"converged": True, "seconds": round(elapsed, 3), "on_revision": total,
+                    "total": total, "behind": []}
+        if elapsed >= timeout:
+            raise AdminError(
+                f"timed out after {timeout:g} s: {progress[0]} of {total} on revision "
+                f"{revision}; behind: " + "; ".join(_describe(s) for s in behind),
+                body={"converged": False, "seconds": round(elapsed, 3),
+                      "on_revision": progress[0], "total": total, "behind": behind})
+        time.sleep(WAIT_POLL_SECONDS)
 
 
 def _rollback(args: argparse.Namespace, client: AdminClient) -> None:
@@ -250,6 +327,8 @@ def _fleet(args: argparse.Namespace, client: AdminClient) -> None:
         print(json.dumps(answer, indent=2))
         return
     print(answer["summary"])
+    for straggler in answer.get("stragglers", []):
+        print(f"  behind: {_describe(straggler)}")
     rows = [(s["instance_id"], s["revision"] or "-", s["state"], s["last_seen"][:19],
              (s["last_error"] or {}).get("message", "")) for s in answer["sidecars"]]
     if rows:
