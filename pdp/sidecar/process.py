@@ -216,6 +216,8 @@ async def serve_until_signalled(settings: RunSettings, *, workdir: Path) -> int:
 def run_sidecar(settings: RunSettings) -> int:
     """The `pdp run` entry point: JSON logs, then serve until told to stop."""
     configure_logging(settings.log_level.upper())
+    # Libraries (aiohttp, asyncio, grpc) log through the root logger: JSON too, warnings and up.
+    configure_logging(logging.WARNING, logger_name="")
     if settings.insecure_skip_verification:
         logger.warning("bundle signature verification is DISABLED (--insecure-skip-verification)")
     return asyncio.run(serve_until_signalled(settings, workdir=Path.cwd()))

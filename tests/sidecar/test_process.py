@@ -368,6 +368,9 @@ async def test_dev_mode_becomes_ready_and_answers(
     status_doc = await status_of(http, sidecar)
     assert status_doc["bundle"]["verified"] is True
     assert status_doc["bundle"]["key_id"] == "pdp-dev"
+    assert sidecar.stop() == 0
+    sidecar.kill()  # already exited: this only waits for the log reader to finish
+    assert len(sidecar.logs) == len(sidecar.raw_stderr)  # every log line is one JSON event
 
 
 async def test_decision_log_file_is_masked_and_flushed_on_exit(
