@@ -15,13 +15,27 @@ from pdp.core.errors import (
     TestDefinitionError,
     UnknownQueryError,
 )
-from pdp.core.inputs import parse_input
+from pdp.core.inputs import (
+    ACCESS_ACTION_PATTERN,
+    COMPLIANCE_LEVELS,
+    ENVIRONMENTS,
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
+    TLS_VERSIONS,
+    parse_input,
+)
 from pdp.core.policyset import QUERIES, PolicySet, compile_policy_set
 from pdp.core.testing import TestCase, TestFailure, TestReport, parse_tests, run_tests
 
 __all__ = [
+    "ACCESS_ACTION_PATTERN",
+    "COMPLIANCE_LEVELS",
+    "ENVIRONMENTS",
+    "MAX_ID_CHARS",
+    "MAX_TEXT_CHARS",
     "POLICY_TYPES",
     "QUERIES",
+    "TLS_VERSIONS",
     "Condition",
     "CoreError",
     "FieldError",

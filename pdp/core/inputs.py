@@ -9,7 +9,7 @@ JSON scalars. Every field may be absent: absent fields are what the policies jud
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Required
+from typing import Annotated, Any, Literal, Required, get_args
 
 from pydantic import (
     AfterValidator,
@@ -30,8 +30,27 @@ from pdp.core.document import field_errors
 from pdp.core.errors import InputValidationError, UnknownQueryError
 from pdp.core.policyset import QUERIES
 
-Text = Annotated[StrictStr, StringConstraints(max_length=64 * 1024)]
-Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=1024)]
+MAX_TEXT_CHARS = 64 * 1024
+"""The longest text field (DESIGN §10: strings in conditions <= 64 KiB)."""
+MAX_ID_CHARS = 1024
+"""The longest id (``user_id``, ``service_id``, ``consumer_id``)."""
+ACCESS_ACTION_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+"""What an access request's ``action`` must match."""
+
+ComplianceLevel = Literal["public", "internal", "confidential", "restricted", ""]
+Environment = Literal["production", "staging", "development", ""]
+TlsVersion = Literal["1.0", "1.1", "1.2", "1.3", 10, 11, 12, 13]
+
+# The enumerations as sets, for shells whose input is typed (gRPC) and needs only these checks.
+COMPLIANCE_LEVELS: frozenset[str] = frozenset(get_args(ComplianceLevel))
+"""Accepted ``compliance.level`` values."""
+ENVIRONMENTS: frozenset[str] = frozenset(get_args(Environment))
+"""Accepted ``environment`` values."""
+TLS_VERSIONS: frozenset[str] = frozenset(v for v in get_args(TlsVersion) if isinstance(v, str))
+"""Accepted ``security.tls_version`` texts (numbers 10-13 are accepted too)."""
+
+Text = Annotated[StrictStr, StringConstraints(max_length=MAX_TEXT_CHARS)]
+Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
 
 
 def _scalar(value: Any) -> Any:
@@ -63,7 +82,7 @@ class Endpoint(TypedDict, total=False):
 class Compliance(TypedDict, total=False):
     """``compliance``: ServiceCompliance."""
 
-    level: Literal["public", "internal", "confidential", "restricted", ""] | None
+    level: ComplianceLevel | None
     certifications: list[Text] | None
     data_residency: list[Text] | None
     gdpr_compliant: StrictBool | None
@@ -112,7 +131,7 @@ class Security(TypedDict, total=False):
 
     encryption_at_rest: StrictBool | None
     encryption_in_transit: StrictBool | None
-    tls_version: Literal["1.0", "1.1", "1.2", "1.3", 10, 11, 12, 13] | None
+    tls_version: TlsVersion | None
 
 
 @_message
@@ -125,7 +144,7 @@ class ValidateServiceInput(TypedDict, total=False):
     description: Text | None
     provider_id: Text | None
     category: Text | None
-    environment: Literal["production", "staging", "development", ""] | None
+    environment: Environment | None
     endpoint: Endpoint | None
     compliance: Compliance | None
     sla: Sla | None
@@ -140,7 +159,7 @@ class CheckAccessInput(TypedDict, total=False):
 
     user_id: Required[Id]
     service_id: Required[Id]
-    action: Required[Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]]
+    action: Required[Annotated[StrictStr, StringConstraints(pattern=ACCESS_ACTION_PATTERN)]]
     context: dict[str, Scalar] | None
 
 

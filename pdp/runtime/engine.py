@@ -157,8 +157,12 @@ class Engine:
     # -- decisions -------------------------------------------------------------------------
 
     def decide(self, query: str, raw_input: object, *, explain: bool = False,
-               caller: str = "") -> dict[str, Any]:
+               caller: str = "", trusted_input: bool = False) -> dict[str, Any]:
         """Validate ``raw_input`` for ``query`` and decide it on the active bundle.
+
+        ``trusted_input`` skips the schema check (``parse_input``): only for a caller that has
+        established that ``raw_input`` is a dict the check would accept unchanged, such as the
+        gRPC shell for a typed request it has checked (``pdp.sidecar.grpc_inputs``).
 
         Raises :class:`NotReadyError` when no bundle may answer (none yet, or stale with
         fail_closed), and the core's ``InputValidationError`` / ``UnknownQueryError`` for a bad
@@ -181,7 +185,8 @@ class Engine:
                     "stale_action is fail_closed", state=HealthState.STALE)
             fail_open = self.config.stale_action == "fail_open"
         try:
-            parsed = parse_input(query, raw_input)
+            parsed = (raw_input if trusted_input and isinstance(raw_input, dict)
+                      else parse_input(query, raw_input))
         except UnknownQueryError:
             self.metrics.count_refusal(UNKNOWN_QUERY_LABEL, "invalid")
             raise

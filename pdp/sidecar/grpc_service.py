@@ -34,6 +34,7 @@ from grpc import aio
 from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
 from pdp.runtime.errors import NotReadyError
 from pdp.sidecar import grpc_convert as convert
+from pdp.sidecar import grpc_inputs as inputs
 from pdp.sidecar.errors import RequestError
 from pdp.sidecar.grpc_errors import PolicyNotFoundError, PolicyWriteRefusedError, grpc_errors
 
@@ -67,9 +68,13 @@ class DecisionEngine(Protocol):
         """The active snapshot (``.policy_set``, ``.revision``), or None before the first bundle."""
 
     def decide(
-        self, query: str, raw_input: object, *, explain: bool = False, caller: str = ""
+        self, query: str, raw_input: object, *, explain: bool = False, caller: str = "",
+        trusted_input: bool = False,
     ) -> dict[str, Any]:
-        """Answer ``query`` for ``raw_input``; raises NotReadyError / InputValidationError."""
+        """Answer ``query`` for ``raw_input``; raises NotReadyError / InputValidationError.
+
+        ``trusted_input``: the caller has checked ``raw_input``, the schema check may be skipped.
+        """
 
     def ready(self) -> bool:
         """True when decisions are being answered."""
@@ -215,9 +220,15 @@ class PolicyEngineServicer:
         # Policy documents of the last policy set listed, dumped once per activation.
         self._dumped: tuple[object, list[dict[str, Any]]] = (None, [])
 
-    def _decide(self, query: str, request: Any, context: aio.ServicerContext) -> dict[str, Any]:
+    def _decide(
+        self, query: str, typed: tuple[dict[str, Any], bool], explain: bool,
+        context: aio.ServicerContext,
+    ) -> dict[str, Any]:
+        # A plainly valid typed request skips the core's schema check; any other goes through
+        # it, so a refusal names the field exactly as over HTTP (see pdp.sidecar.grpc_inputs).
+        raw_input, plainly_valid = typed
         return self._engine.decide(
-            query, convert.request_input(request), explain=request.explain, caller=context.peer()
+            query, raw_input, explain=explain, caller=context.peer(), trusted_input=plainly_valid
         )
 
     @grpc_errors
@@ -225,7 +236,8 @@ class PolicyEngineServicer:
         self, request: pb.ValidateServiceRequest, context: aio.ServicerContext
     ) -> pb.ValidateServiceResponse:
         """Validate a service listing against the active policies."""
-        decision = self._decide("validate_service", request, context)
+        decision = self._decide(
+            "validate_service", inputs.listing_input(request), request.explain, context)
         return convert.validate_service_response(decision)
 
     @grpc_errors
@@ -233,14 +245,17 @@ class PolicyEngineServicer:
         self, request: pb.CheckAccessRequest, context: aio.ServicerContext
     ) -> pb.CheckAccessResponse:
         """Decide whether a user may perform an action on a service."""
-        return convert.check_access_response(self._decide("check_access", request, context))
+        decision = self._decide(
+            "check_access", inputs.access_input(request), request.explain, context)
+        return convert.check_access_response(decision)
 
     @grpc_errors
     async def ValidateConsumption(
         self, request: pb.ValidateConsumptionRequest, context: aio.ServicerContext
     ) -> pb.ValidateConsumptionResponse:
         """Decide whether a consumer's call may go through (access, limits, content)."""
-        decision = self._decide("validate_consumption", request, context)
+        decision = self._decide(
+            "validate_consumption", inputs.consumption_input(request), request.explain, context)
         return convert.validate_consumption_response(decision)
 
     def _policy_set(self) -> Any:
