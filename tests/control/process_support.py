@@ -41,13 +41,14 @@ class RunningProcess:
         return self.log.read_text(errors="replace")
 
 
-async def start(args: list[str], log: Path, *, cwd: Path) -> RunningProcess:
-    """Start `pdp ARGS` with stdout and stderr into `log`."""
+async def start(args: list[str], log: Path, *, cwd: Path,
+                env: dict[str, str] | None = None) -> RunningProcess:
+    """Start `pdp ARGS` with stdout and stderr into `log`, `env` added to the environment."""
     handle = log.open("wb")
     try:
         process = await asyncio.create_subprocess_exec(
             *PDP, *args, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     finally:
         handle.close()
