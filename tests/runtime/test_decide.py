@@ -89,6 +89,27 @@ async def test_unknown_query_is_refused_without_a_new_label(
                   result="invalid") == 0
 
 
+async def test_trusted_input_skips_the_schema_check(make_engine: EngineFactory,
+                                                   signing: Signing) -> None:
+    """A caller that vouches for its input (the gRPC shell) is decided without re-validation."""
+    engine = make_engine()
+    await engine.activate(BundleUpdate(signing.bundle(1), source="test"))
+    unchecked = {**COMPLIANT_LISTING, "sla": {"availability": "99.99"}}  # a string: refused...
+    with pytest.raises(InputValidationError):
+        engine.decide("validate_service", unchecked)
+    answer = engine.decide("validate_service", unchecked, trusted_input=True)  # ...unless trusted
+    assert "compliant" in answer
+
+
+async def test_trusted_input_that_is_not_an_object_is_still_checked(
+        make_engine: EngineFactory, signing: Signing) -> None:
+    """trusted_input never lets a non-object reach the core: it is refused as usual."""
+    engine = make_engine()
+    await engine.activate(BundleUpdate(signing.bundle(1), source="test"))
+    with pytest.raises(InputValidationError):
+        engine.decide("validate_service", ["not", "an", "object"], trusted_input=True)
+
+
 async def test_explain_is_passed_to_the_core(make_engine: EngineFactory,
                                              signing: Signing) -> None:
     """explain=True returns the per-policy trace; without it there is none."""
