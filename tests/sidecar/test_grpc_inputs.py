@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -72,6 +72,7 @@ _CONSUMPTION = _fields(
                     metadata=st.dictionaries(_TEXT, _TEXT, max_size=2)),
 )
 
+MessageT = TypeVar("MessageT", bound=Message)
 Converter = Callable[[Any], tuple[dict[str, Any], bool]]
 CASES: list[tuple[str, type[Message], Converter, st.SearchStrategy[dict[str, Any]]]] = [
     ("validate_service", pb.ValidateServiceRequest, grpc_inputs.listing_input, _LISTINGS),
@@ -81,7 +82,7 @@ CASES: list[tuple[str, type[Message], Converter, st.SearchStrategy[dict[str, Any
 ]
 
 
-def _message(message_type: type[Message], fields: dict[str, Any]) -> Message:
+def _message(message_type: type[MessageT], fields: dict[str, Any]) -> MessageT:
     message = message_type()
     json_format.ParseDict(_proto_json(fields), message)
     return message
