@@ -200,9 +200,11 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("header over 64 KiB", "validate_consumption",
      {"consumer_id": "c", "service_id": "s", "headers": {"x": "h" * (MAX_TEXT_CHARS + 1)}}),
 ]
-_METHODS = {"validate_service": ("ValidateService", pb.ValidateServiceRequest),
-            "check_access": ("CheckAccess", pb.CheckAccessRequest),
-            "validate_consumption": ("ValidateConsumption", pb.ValidateConsumptionRequest)}
+_METHODS: dict[str, tuple[str, type[Message]]] = {
+    "validate_service": ("ValidateService", pb.ValidateServiceRequest),
+    "check_access": ("CheckAccess", pb.CheckAccessRequest),
+    "validate_consumption": ("ValidateConsumption", pb.ValidateConsumptionRequest),
+}
 
 
 @pytest.fixture
@@ -224,7 +226,7 @@ async def test_grpc_refuses_bad_values_exactly_as_http(
     """A bad value is INVALID_ARGUMENT with the message the HTTP path gives for the same JSON."""
     under_test, stub = served
     method, message_type = _METHODS[query]
-    request = _message(message_type, fields)
+    request: Message = _message(message_type, fields)
     with pytest.raises(InputValidationError) as over_http:
         under_test.engine.decide(query, request_input(request))  # what the HTTP shell calls
     with pytest.raises(aio.AioRpcError) as over_grpc:
