@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 from pdp.cli.main import EXIT_USAGE
 
 # Options given once per value (`--verification-key a.pem --verification-key keys/`).
-_REPEATABLE = {"verification_key", "revoked_key_ids", "decision_log_mask"}
+_REPEATABLE = {"verification_key", "revoked_key_ids", "decision_log_mask", "labels"}
 # Options that are switches: present means true.
 _SWITCHES = {"allow_downgrade", "insecure_skip_verification", "dev"}
 _METAVARS = {
@@ -34,15 +34,21 @@ _METAVARS = {
     "decision_log_mask": "POINTER",
     "max_body_bytes": "BYTES",
     "shutdown_grace": "SECONDS",
+    "control_url": "URL",
+    "status_interval": "SECONDS",
+    "instance_id": "ID",
+    "labels": "KEY=VALUE",
 }
+# Flags whose name is the singular of their field (given once per value).
+_FLAG_NAMES = {"revoked_key_ids": "--revoked-key-id", "labels": "--label"}
 
 
 def _flag_name(field: str) -> str:
-    return "--revoked-key-id" if field == "revoked_key_ids" else "--" + field.replace("_", "-")
+    return _FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
 
 
 def _help_text(description: str, default: Any) -> str:
-    shown = "none" if default in (None, []) else default
+    shown = "none" if default in (None, [], {}, "") else default
     return f"{description} (default: {shown})"
 
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from pdp.runtime import Engine, RuntimeConfig, configure_logging
+from pdp.runtime import (
+    DecisionLog,
+    Engine,
+    RuntimeConfig,
+    StatusReporter,
+    UploadSink,
+    configure_logging,
+)
 from pdp.runtime.config import DecisionLogConfig
 from pdp.runtime.errors import ConfigurationError
 from pdp.runtime.http_source import HttpSource
@@ -64,6 +72,9 @@ def resolve_bundle_inputs(settings: RunSettings, *, workdir: Path, now: float) -
 def decision_log_config(settings: RunSettings) -> DecisionLogConfig:
     """The runtime's decision-log settings from ``--decision-log`` and its masks."""
     mask = tuple(settings.decision_log_mask)
+    if settings.decision_log == "upload":
+        # The engine's own sinks are local; the shell attaches the UploadSink (see Sidecar.start).
+        return DecisionLogConfig(sink="none", mask=mask)
     if settings.decision_log in {"none", "stdout"}:
         return DecisionLogConfig(sink=settings.decision_log, mask=mask)
     return DecisionLogConfig(sink="file", path=Path(settings.decision_log), mask=mask)
@@ -83,6 +94,8 @@ def runtime_config(settings: RunSettings, inputs: BundleInputs) -> RuntimeConfig
             stale_action=settings.stale_action,
             watch_debounce_ms=settings.watch_debounce_ms,
             decision_log=decision_log_config(settings),
+            instance_id=settings.instance_id or f"{socket.gethostname()}-{os.getpid()}",
+            labels=settings.labels,
         )
     except ValueError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
@@ -118,6 +131,7 @@ class Sidecar:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._grpc: SidecarGrpcServer | None = None
+        self._reporter: StatusReporter | None = None
         self.http_address: ListenAddress | None = None
         self.grpc_address: ListenAddress | None = None
 
@@ -133,7 +147,20 @@ class Sidecar:
         except ConfigurationError as exc:
             raise ConfigError(str(exc)) from None
         self.engine = engine
+        control = settings.control_base_url
+        if settings.decision_log == "upload" and control is not None:
+            engine.decision_log = DecisionLog(
+                config.decision_log, metrics=engine.metrics,
+                sink=UploadSink(f"{control}/v1/logs", metrics=engine.metrics,
+                                token_file=settings.bundle_token_file,
+                                ca_file=settings.bundle_ca_file))
         await engine.start()
+        if control is not None:
+            self._reporter = StatusReporter(
+                f"{control}/v1/status", engine.status, registry=engine.metrics.registry,
+                token_file=settings.bundle_token_file, ca_file=settings.bundle_ca_file,
+                interval=settings.status_interval)
+            self._reporter.start()
         await self._start_http(engine)
         await self._start_grpc(engine)
         logger.info(
@@ -189,6 +216,8 @@ class Sidecar:
         for outcome in await asyncio.gather(*stops, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 logger.error("error while stopping a server", exc_info=outcome)
+        if self._reporter is not None:
+            await self._reporter.stop()
         if self.engine is not None:
             await self.engine.stop()  # stops the sources and flushes the decision log
         logger.info("sidecar stopped")

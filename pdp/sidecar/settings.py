@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -73,7 +74,8 @@ class RunSettings(BaseSettings):
         default=None, description="bundle server URL of the control plane (long-polled)"
     )
     bundle_token_file: Path | None = Field(
-        default=None, description="file with the bearer token for --bundle-url (re-read each time)"
+        default=None,
+        description="bearer token file for the control plane (bundles, status, logs), re-read",
     )
     bundle_ca_file: Path | None = Field(
         default=None, description="CA certificate file for an https --bundle-url"
@@ -108,11 +110,27 @@ class RunSettings(BaseSettings):
         default=False, description="INSECURE: load bundles without checking signatures"
     )
     decision_log: str = Field(
-        default="none", description="decision log sink: none, stdout, or a file path (JSON lines)"
+        default="none",
+        description="decision log sink: none, stdout, upload (to the control plane) or a file",
     )
     decision_log_mask: list[str] = Field(
         default_factory=list,
         description="JSON pointers masked in logged decisions (e.g. /input/request_payload)",
+    )
+    control_url: str | None = Field(
+        default=None,
+        description="control plane URL for status reports and log upload; "
+        "none means the origin of --bundle-url",
+    )
+    status_interval: float = Field(
+        default=10.0, gt=0, description="seconds between status reports when nothing changes"
+    )
+    instance_id: str = Field(
+        default="", description="this sidecar's name in the fleet view; none means HOSTNAME-PID"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="KEY=VALUE labels reported with the status (pod, namespace...); repeatable",
     )
     log_level: LogLevel = Field(default="info", description="least severe log level written")
     max_body_bytes: int = Field(
@@ -131,7 +149,21 @@ class RunSettings(BaseSettings):
         parse_listen_address(value)
         return value
 
-    @field_validator("bundle_url")
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: object) -> object:
+        # Flags give a list of KEY=VALUE; the config file and PDP_LABELS give a mapping.
+        if not isinstance(value, list):
+            return value
+        labels: dict[str, str] = {}
+        for item in value:
+            key, sep, text = str(item).partition("=")
+            if not sep or not key:
+                raise ValueError(f"expected KEY=VALUE, got {item!r}")
+            labels[key] = text
+        return labels
+
+    @field_validator("bundle_url", "control_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -156,9 +188,21 @@ class RunSettings(BaseSettings):
             raise ValueError(
                 "verification_key is required (or insecure_skip_verification, never in production)"
             )
-        if self.bundle_token_file is not None and self.bundle_url is None:
-            raise ValueError("bundle_token_file only applies with bundle_url")
+        if self.bundle_token_file is not None and self.control_base_url is None:
+            raise ValueError("bundle_token_file only applies with bundle_url or control_url")
+        if self.decision_log == "upload" and self.control_base_url is None:
+            raise ValueError("decision_log upload needs control_url or bundle_url")
         return self
+
+    @property
+    def control_base_url(self) -> str | None:
+        """Where status reports and decision logs go: control_url, else bundle_url's origin."""
+        if self.control_url is not None:
+            return self.control_url.rstrip("/")
+        if self.bundle_url is None:
+            return None
+        parts = urlsplit(self.bundle_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def http_listen(self) -> ListenAddress:

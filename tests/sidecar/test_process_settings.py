@@ -181,3 +181,29 @@ def test_port_in_use_exits_1_naming_the_address(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert f"cannot listen for HTTP on 127.0.0.1:{port}" in result.stderr
+
+
+def test_status_reports_go_to_the_bundle_servers_origin_by_default() -> None:
+    """With --bundle-url, status and logs go to its control plane unless --control-url says else."""
+    base = {"bundle_url": "https://cp.example:8282/bundles/main", "verification_key": ["k"]}
+    assert load_settings(base).control_base_url == "https://cp.example:8282"
+    explicit = load_settings({**base, "control_url": "http://other:9000/"})
+    assert explicit.control_base_url == "http://other:9000"
+    assert load_settings({"bundle": "b", "verification_key": ["k"]}).control_base_url is None
+
+
+def test_labels_come_from_repeated_flags_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--label KEY=VALUE (repeatable) and PDP_LABELS (JSON) set the labels reported to the fleet."""
+    base = {"bundle": "b", "verification_key": ["k"]}
+    settings = load_settings({**base, "labels": ["app=api", "zone=eu-1"]})
+    assert settings.labels == {"app": "api", "zone": "eu-1"}
+    monkeypatch.setenv("PDP_LABELS", '{"pod": "api-7"}')
+    assert load_settings(base).labels == {"pod": "api-7"}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_settings({**base, "labels": ["no-equals-sign"]})
+
+
+def test_decision_log_upload_needs_a_control_plane() -> None:
+    """--decision-log upload without a control plane URL is a usage error, not a silent no-op."""
+    with pytest.raises(ConfigError, match="control_url"):
+        load_settings({"bundle": "b", "verification_key": ["k"], "decision_log": "upload"})
