@@ -158,6 +158,15 @@ class FleetHarness:
             record: dict[str, Any] = await answer.json()
             return record
 
+    async def fleet(self, replica: Replica) -> dict[str, Any]:
+        """``GET /v1/fleet`` on `replica`."""
+        token = self.admin_token.read_text().strip()
+        async with aiohttp.ClientSession(timeout=SHORT) as session, session.get(
+                f"{replica.url}/v1/fleet", headers={"Authorization": f"Bearer {token}"}) as answer:
+            assert answer.status == 200, await answer.text()
+            fleet: dict[str, Any] = await answer.json()
+            return fleet
+
     async def status(self, sidecar: Sidecar) -> dict[str, Any]:
         """The sidecar's own /v1/status document."""
         async with aiohttp.ClientSession(timeout=SHORT) as session, \
@@ -199,10 +208,9 @@ class FleetHarness:
         return "\n".join(parts)
 
     async def close(self) -> None:
-        """Stop every process still running, sidecars first."""
-        for running in [s.process for s in self.sidecars] + [r.process for r in self.replicas]:
-            if running is not None:
-                await running.stop(grace=5.0)
+        """Stop every process still running: sidecars first (together), then the replicas."""
+        for group in ([s.process for s in self.sidecars], [r.process for r in self.replicas]):
+            await asyncio.gather(*(p.stop(grace=5.0) for p in group if p is not None))
 
     async def _token(self, role: str, path: Path) -> None:
         code, out, err = await run_pdp("control", "create-token", "--database-url",

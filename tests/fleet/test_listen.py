@@ -3,6 +3,8 @@ restart): LISTEN is re-established, and the next publish reaches every sidecar t
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import asyncpg
 import pytest
@@ -23,8 +25,7 @@ async def test_after_its_connections_are_terminated_a_publish_still_reaches_ever
     # A 60 s re-check cannot explain a sub-second arrival: only a working LISTEN can.
     replica = await harness.start_replica("a", extra=["--recheck-seconds", "60"])
     await harness.publish(replica)
-    for name in ("s1", "s2"):
-        await harness.start_sidecar(name, replica)
+    await asyncio.gather(*(harness.start_sidecar(name, replica) for name in ("s1", "s2")))
     conn = await asyncpg.connect(harness.database_url)
     try:
         cut = await conn.fetchval(

@@ -25,8 +25,8 @@ async def test_sidecars_outlive_the_control_plane_and_converge_when_it_returns(
     """last_known_good while it is down, cold start from disk, convergence without restarts."""
     replica = await harness.start_replica("a")
     await harness.publish(replica)
-    first = await harness.start_sidecar("s1", replica)
-    second = await harness.start_sidecar("s2", replica)
+    first, second = await asyncio.gather(harness.start_sidecar("s1", replica),
+                                         harness.start_sidecar("s2", replica))
     await harness.kill(replica)
     for sidecar in (first, second):
         await harness.wait_until(f"{sidecar.name} last_known_good",

@@ -3,6 +3,8 @@ sidecars long-polling the other within a second, and `publish --wait` watches it
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fleet_support import FleetHarness, seconds_between
 
@@ -15,12 +17,11 @@ async def test_a_publish_on_replica_a_reaches_sidecars_on_replica_b_within_a_sec
     a = await harness.start_replica("a")
     b = await harness.start_replica("b")
     first = await harness.publish(a)
-    for name in ("s1", "s2", "s3"):
-        await harness.start_sidecar(name, b)
+    await asyncio.gather(*(harness.start_sidecar(name, b) for name in ("s1", "s2", "s3")))
 
     async def all_three_reported() -> bool:
-        code, out, _ = await harness.admin(a, "fleet")
-        return code == 0 and out.startswith(f"3 of 3 on revision {first['revision']}")
+        fleet = await harness.fleet(a)
+        return bool(fleet["summary"] == f"3 of 3 on revision {first['revision']}")
 
     await harness.wait_until("every sidecar reported to B", all_three_reported, within=15)
 
