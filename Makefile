@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: venv run test lint typecheck unit proto bench bench-tools bench-core bench-bundle bench-grpc \
-        bench-http bench-startup clean
+        bench-http bench-startup bench-propagation clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "pdp needs Python 3.11 or newer")'
@@ -54,6 +54,10 @@ bench-http: venv bench-tools
 
 bench-startup: venv
 	$(BIN)/python bench/startup.py
+
+# Needs PostgreSQL ($PDP_BENCH_DATABASE_URL, else postgres@127.0.0.1:5432); starts 21 processes.
+bench-propagation: venv
+	$(BIN)/python bench/propagation.py
 
 bench: bench-core bench-bundle bench-grpc bench-http bench-startup
 
