@@ -3,7 +3,13 @@
 The JWS payload is ``{"files": [{"name", "hash", "algorithm": "SHA-256"}...], "iat", "iss",
 "scope"}`` and its header carries ``alg`` and ``kid``. Unlike OPA we hash the raw bytes of each
 file instead of canonicalised JSON: what is hashed is exactly what is read, with no room for two
-parsers to disagree. PyJWT does the JOSE work; this module decides what is acceptable.
+parsers to disagree. PyJWT makes the JWS; this module decides what is acceptable.
+
+Verification splits the compact form itself (three base64url segments, checked by one regular
+expression each) and has PyJWT's algorithm object for the header's ``alg`` verify the signature
+over the signing input with ``cryptography``. ``jwt.decode`` does the same, but validates the
+base64url alphabet of the payload one character at a time in Python: 95% of the verification of
+a 10,000-file bundle (190 ms of its 1.8 MB payload), where the regular expression takes 2 ms.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ DEFAULT_ISSUER = "pdp"
 DEFAULT_SCOPE = "write"
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+# JOSE header parameters that change how a JWS is to be read (RFC 7515 §4.1.11, RFC 7797): pdp
+# never writes them, and a verifier that ignored them could read another message than was signed.
+_REFUSED_HEADER_PARAMETERS = ("crit", "b64")
 
 
 class Signer(Protocol):
@@ -165,27 +174,53 @@ def _refuse(reason: str, detail: str) -> SignatureError:
     return SignatureError(reason, f"{SIGNATURES_FILE}: {detail}", file=SIGNATURES_FILE)
 
 
-def _unverified_header(token: str) -> Mapping[str, Any]:
-    """The JWS header, decoded only to choose the key; PyJWT then checks the whole token.
+@dataclass(frozen=True, slots=True)
+class _CompactJws:
+    """A compact JWS split into its parts; nothing in it is trusted before verification.
 
-    ``jwt.get_unverified_header`` would validate the megabytes of a 10,000-file payload
-    character by character once more before ``jwt.decode`` does it again; the header is enough
-    here, and nothing it says is trusted until ``jwt.decode`` has verified the signature.
+    Only the header is decoded here: payload and signature are decoded once the header has
+    named an acceptable algorithm and a trusted key, so a refused token costs no megabytes.
     """
-    segment = token.split(".", 1)[0]
-    if token.count(".") != 2 or not _BASE64URL.fullmatch(segment):
-        raise _refuse("signature_malformed", "the JWS is not three base64url segments")
+
+    header: Mapping[str, Any]
+    header_text: str
+    payload_text: str
+    signature_text: str
+
+
+def _segment(text: str, part: str) -> bytes:
+    # Unpadded base64url (RFC 7515 §2), as PyJWT writes it; a C regular expression checks the
+    # alphabet of megabytes in milliseconds.
+    if not _BASE64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise _refuse("signature_malformed", f"the JWS {part} is not base64url")
     try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, binascii.Error) as exc:
+        raise _refuse("signature_malformed", f"the JWS {part} cannot be decoded ({exc})") from exc
+
+
+def _split_jws(token: str) -> _CompactJws:
+    """The header, signing input, payload and signature of a compact JWS, or a refusal."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise _refuse("signature_malformed", "the JWS is not three base64url segments")
+    header_text, payload_text, signature_text = parts
+    try:
+        header = json.loads(_segment(header_text, "header"))
+    except (ValueError, RecursionError) as exc:
         raise _refuse("signature_malformed", f"the JWS header cannot be decoded ({exc})") from exc
     if not isinstance(header, dict):
         raise _refuse("signature_malformed", "the JWS header is not a JSON object")
-    return header
+    refused = [name for name in _REFUSED_HEADER_PARAMETERS if name in header]
+    if refused:
+        raise _refuse("signature_malformed",
+                      f"the JWS header uses {', '.join(refused)}, which pdp does not accept")
+    return _CompactJws(header, header_text, payload_text, signature_text)
 
 
 def _verify_token(token: str, keyring: Keyring) -> tuple[Mapping[str, Any], str]:
-    header = _unverified_header(token)
+    jws = _split_jws(token)
+    header = jws.header
     alg = header.get("alg")
     if alg not in ALGORITHMS:
         raise _refuse(
@@ -201,17 +236,24 @@ def _verify_token(token: str, keyring: Keyring) -> tuple[Mapping[str, Any], str]
         raise _refuse(exc.reason, str(exc)) from exc
     if not key_matches(alg, key):
         raise _refuse("alg_key_mismatch", f"algorithm {alg} does not match the type of key {kid!r}")
+    signature = _segment(jws.signature_text, "signature")
+    signing_input = f"{jws.header_text}.{jws.payload_text}".encode()
+    algorithm = jwt.get_algorithm_by_name(alg)
     try:
-        payload = jwt.decode(
-            token,
-            key,
-            algorithms=[alg],
-            options={"require": ["iat"], "verify_iat": False, "verify_exp": False},
-        )
-    except jwt.InvalidSignatureError as exc:
-        raise _refuse("signature_invalid", f"the signature by key {kid!r} does not verify") from exc
-    except jwt.InvalidTokenError as exc:
+        verified = algorithm.verify(signing_input, algorithm.prepare_key(key), signature)
+    except (ValueError, TypeError, jwt.InvalidKeyError) as exc:
         raise _refuse("signature_malformed", f"the JWS is invalid ({exc})") from exc
+    if not verified:
+        raise _refuse("signature_invalid", f"the signature by key {kid!r} does not verify")
+    # Signed, so from here on the payload is the publisher's; it must still have our shape.
+    try:
+        payload = json.loads(_segment(jws.payload_text, "payload"))
+    except (ValueError, RecursionError) as exc:
+        raise _refuse("signature_malformed", f"the JWS payload is not JSON ({exc})") from exc
+    if not isinstance(payload, dict):
+        raise _refuse("signature_malformed", "the JWS payload is not a JSON object")
+    if payload.get("iat") is None:
+        raise _refuse("signature_malformed", 'the JWS payload has no "iat" (issued at) claim')
     return payload, kid
 
 

@@ -24,6 +24,7 @@ from pdp.bundle import (
     verify_files,
     write_key_pair,
 )
+from pdp.bundle.signing import signature_payload
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -102,3 +103,44 @@ def test_skipping_verification_loads_an_unsigned_bundle_and_says_so(
     loaded = load_bundle(pack(bundle_files()), None, now=NOW, skip_verification=True)
     assert (loaded.verified, loaded.key_id) == (False, None)
     assert "SKIPPED" in caplog.text
+
+
+def _signed_by_k1(keys: Keys, header: dict[str, object], payload: object) -> str:
+    """A genuine EdDSA JWS by the trusted key k1 over any header and payload."""
+    return jwt.api_jws.encode(json.dumps(payload).encode(), keys.trusted, algorithm="EdDSA",
+                              headers={"kid": "k1", **header})
+
+
+@pytest.mark.parametrize(("header", "payload", "detail"), [
+    ({"crit": ["exp"]}, None, "crit"),
+    ({"b64": False}, None, "b64"),
+    ({}, ["not", "an", "object"], "not a JSON object"),
+    ({}, {"files": []}, "iat"),
+], ids=["crit header", "unencoded payload", "payload not an object", "no iat"])
+def test_a_validly_signed_token_of_another_shape_is_malformed(
+    keys: Keys, keyring: Keyring, header: dict[str, object], payload: object, detail: str,
+) -> None:
+    """A correct signature is not enough: header and payload must have pdp's shape."""
+    files = bundle_files()
+    body = payload if payload is not None else signature_payload(files, iat=int(NOW))
+    signed = dict(files)
+    signed[SIGNATURES_FILE] = json.dumps(
+        {"signatures": [_signed_by_k1(keys, header, body)]}).encode()
+    with pytest.raises(SignatureError) as caught:
+        verify_files(signed, keyring)
+    assert caught.value.reason == "signature_malformed"
+    assert detail in str(caught.value)
+
+
+def test_a_payload_with_a_stray_character_does_not_verify(keys: Keys, keyring: Keyring) -> None:
+    """The signature covers the payload's text as sent: one changed character refuses it."""
+    files = bundle_files()
+    token = sign(files, JwsSigner(keys.trusted, "k1"))[SIGNATURES_FILE]
+    jws = json.loads(token)["signatures"][0]
+    head, body, tail = jws.split(".")
+    tampered = dict(files)
+    tampered[SIGNATURES_FILE] = json.dumps(
+        {"signatures": [f"{head}.{body[:10]}!{body[11:]}.{tail}"]}).encode()
+    with pytest.raises(SignatureError) as caught:
+        verify_files(tampered, keyring)
+    assert caught.value.reason == "signature_invalid"
