@@ -357,7 +357,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--samples", type=_at_least(100), default=2000,
                         help="timed samples per cell (at least 100)")
     parser.add_argument("--batch", type=_at_least(1), default=20, help="calls per timed sample")
-    parser.add_argument("--rounds", type=_at_least(1), default=10,
+    # Short slices (20 samples of each engine per round by default) keep the engines' samples
+    # close together in time, so a burst of load from other processes hits them alike.
+    parser.add_argument("--rounds", type=_at_least(1), default=100,
                         help="alternating rounds the samples are split into")
     parser.add_argument("--warmup", type=_at_least(0), default=2000,
                         help="untimed calls before timing")
