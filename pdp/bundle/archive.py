@@ -210,8 +210,11 @@ def read_archive(source: bytes | BinaryIO, limits: Limits) -> dict[str, bytes]:
     """
     stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source
     inflated = _inflate(stream, limits)
-    size = inflated.seek(0, io.SEEK_END)
-    inflated.seek(0)
+    # Members are sliced out of the inflated bytes: tarfile's extractfile() builds a file object
+    # per member, a fifth of the reader's time on a 10,000-file bundle. Sparse members, whose data
+    # is not stored contiguously, are refused by _check_member before they get here.
+    whole = inflated.getvalue()
+    size = len(whole)
     budget = _FileBudget(limits)
     try:
         with tarfile.open(fileobj=inflated, mode="r:") as tar:
@@ -224,8 +227,7 @@ def read_archive(source: bytes | BinaryIO, limits: Limits) -> dict[str, bytes]:
                     raise UnsafeArchiveError(
                         "archive_invalid", f"{name}: truncated archive member", file=name
                     )
-                handle = tar.extractfile(member)
-                budget.store(name, handle.read() if handle is not None else b"")
+                budget.store(name, whole[member.offset_data : member.offset_data + member.size])
     except tarfile.TarError as exc:
         raise UnsafeArchiveError("archive_invalid", f"not a valid tar archive: {exc}") from exc
     return budget.files

@@ -7,7 +7,10 @@ contents whose sequence can be checked against the active bundle before paying f
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +70,26 @@ class OpenedBundle:
         return self.contents.content_hash
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a bundle is read, parsed and compiled.
+
+    Loading 10,000 policies allocates about a million long-lived objects; each time allocations
+    pass the collector's threshold it walks the young ones, and the full collections this
+    triggers walk everything: measured, that was 45% of loading a 10,000-policy bundle (2.0 s
+    against 1.1 s). Reference counting still frees whatever is dropped, and cycles left behind
+    are collected once the collector runs again. Only the load's own pause is undone: if the
+    collector was already off, or another load paused it first, it stays as that caller left it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def open_bundle(
     source: bytes | Path,
     keyring: Keyring | None,
@@ -79,6 +102,13 @@ def open_bundle(
     ``keyring`` may be None only with ``skip_verification``, which is logged at warning level
     every time: an unsigned bundle is never accepted silently.
     """
+    with _collector_paused():
+        return _open_bundle(source, keyring, limits=limits, skip_verification=skip_verification)
+
+
+def _open_bundle(
+    source: bytes | Path, keyring: Keyring | None, *, limits: Limits, skip_verification: bool
+) -> OpenedBundle:
     files = read_bundle_files(source, limits)
     digests = file_digests(files)
     key_id: str | None = None
@@ -118,8 +148,9 @@ def compile_bundle(
     contents = opened.contents
     if not allow_expired:
         check_not_expired(contents.manifest, now=now)
-    policy_set = compile_contents(contents)
-    report = run_tests(policy_set, contents.tests, now=now)
+    with _collector_paused():
+        policy_set = compile_contents(contents)
+        report = run_tests(policy_set, contents.tests, now=now)
     if report.failed:
         failed = report.failed
         shown = "; ".join(f"{f.name!r} ({f.message})" for f in failed[:_SHOWN_FAILURES])
