@@ -40,8 +40,9 @@ _CHUNK = 64 * 1024
 class Limits:
     """Size and count limits for reading a bundle (DESIGN §6 defaults)."""
 
-    max_files: int = 10_000
-    """Most regular files a bundle may hold."""
+    max_files: int = 10_100
+    """Most regular files a bundle may hold: 10,000 policies plus the manifest, signatures,
+    data and tests around them (DESIGN §6 says 10,000; see docs/decisions.md, Bundles)."""
     max_file_bytes: int = 64 * MiB
     """Largest single file, unpacked."""
     max_total_bytes: int = 256 * MiB
