@@ -5,8 +5,9 @@ replica hears it and reloads the latest bundle at once, which wakes every waitin
 milliseconds. Notifications can be lost (the LISTEN connection drops, PostgreSQL restarts), so the
 feed also re-checks the latest sequence every few seconds and reconnects the listener when it is
 gone: a lost notification delays an update by seconds, never loses it (DESIGN §8.6). When the
-LISTEN connection closes (terminated backend, PostgreSQL restart) the feed tries to re-open it at
-once, then at every re-check; until it is back, ``listening`` is false and readiness says so.
+LISTEN connection closes (terminated backend, PostgreSQL restart) the feed re-opens it at once,
+retrying within seconds while the database refuses; until it is back, ``listening`` is false and
+readiness says so.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # What a lost database means to the feed: log, keep the last bundle, try again at the next re-check.
 _FEED_ERRORS = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+# How soon a lost LISTEN connection is tried again: 0.1 s, doubling, at most every 2 s.
+LISTEN_RETRY_MIN_SECONDS = 0.1
+LISTEN_RETRY_MAX_SECONDS = 2.0
 
 
 class BundleFeed:
@@ -115,13 +119,19 @@ class BundleFeed:
                 return self._latest
 
     async def _recheck_forever(self) -> None:
+        retry = LISTEN_RETRY_MIN_SECONDS
         while True:
+            # Without LISTEN, try again soon (doubling up to a cap), not at the next re-check:
+            # a replica with a long --recheck-seconds must not stay deaf that long.
+            pause = self._recheck_seconds if self.listening else min(retry, self._recheck_seconds)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._listener_lost.wait(), self._recheck_seconds)
+                await asyncio.wait_for(self._listener_lost.wait(), pause)
             self._listener_lost.clear()
             try:
                 if not self.listening:
                     await self._listen()
+                    retry = (LISTEN_RETRY_MIN_SECONDS if self.listening
+                             else min(retry * 2, LISTEN_RETRY_MAX_SECONDS))
                 # Also after a re-opened LISTEN: notifications sent while it was down are lost.
                 await self.refresh()
             except _FEED_ERRORS as exc:
