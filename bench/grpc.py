@@ -51,6 +51,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bundles" / "marketplace" / "examples" / "compliant-listing.json"
 METHOD = "/policyengine.v1.PolicyEngineService/ValidateService"
+WARM_UP_S = 2
 
 
 # --- servers (run in child processes: `bench/grpc.py --serve pdp|echo --port N`) ----------------
@@ -171,24 +172,45 @@ def check_answer(port: int, kind: str) -> None:
         raise SystemExit(f"{kind} answered unexpectedly: {answer}")
 
 
-def h2load(port: int, body: Path, args: list[str], core: str | None) -> dict[str, Any]:
-    """Run h2load against ``port`` and return its figures (requests/s, failures, log path)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (from /proc; taskset execs, so it is Python's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def h2load(
+    port: int, body: Path, args: list[str], core: str | None, *, servers: list[int],
+    warm_up: float,
+) -> dict[str, Any]:
+    """Run h2load against ``port`` and return its figures (requests/s, failures, server CPU).
+
+    The servers' CPU time is read when the warm-up ends and when h2load does: CPU per request is
+    the steadier measure of capacity when other processes share the cores.
+    """
     command = [
         "h2load", "-t", "1", "-H", "content-type: application/grpc", "-H", "te: trailers",
         "-d", str(body), *args, f"http://127.0.0.1:{port}{METHOD}",
     ]
     if core is not None:
         command = ["taskset", "-c", core, *command]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        time.sleep(warm_up)
+        cpu_before = sum(cpu_seconds(pid) for pid in servers)
+        output, _ = process.communicate()
+        cpu_after = sum(cpu_seconds(pid) for pid in servers)
+    if process.returncode != 0:
+        raise SystemExit(f"h2load failed ({process.returncode}):\n{output}")
     rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output)
     done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
                      r"(\d+) failed, (\d+) errored", output)
     if rps is None or done is None:
         raise SystemExit(f"cannot read h2load's report:\n{output}")
+    finished = int(done.group(2))
     return {
         "requests_per_second": float(rps.group(1)),
-        "done": int(done.group(2)),
+        "done": finished,
         "failed": int(done.group(4)) + int(done.group(5)),
+        "server_cpu_us_per_request": (cpu_after - cpu_before) / max(finished, 1) * 1e6,
     }
 
 
@@ -207,8 +229,9 @@ def throughput(
     try:
         check_answer(port, kind)
         load = ["-c", str(args.connections), "-m", str(args.streams),
-                "-D", str(args.duration), "--warm-up-time", "2"]
-        return h2load(port, body, load, core=load_core)
+                "-D", str(args.duration), "--warm-up-time", str(WARM_UP_S)]
+        return h2load(port, body, load, core=load_core,
+                      servers=[process.pid for process in processes], warm_up=WARM_UP_S)
     finally:
         stop(processes)
 
@@ -361,6 +384,11 @@ def main() -> int:
             pdp_runs.append(throughput("pdp", body, args))
             one_runs.append(throughput("pdp", body, args, load_core=None))
             two_runs.append(throughput("pdp", body, args, workers=2, load_core=None))
+        # Each round's echo and pdp ran back to back: their ratio is the paired comparison.
+        paired = sorted(p["requests_per_second"] / e["requests_per_second"]
+                        for e, p in zip(echo_runs, pdp_runs, strict=True))
+        paired_cpu = sorted(e["server_cpu_us_per_request"] / p["server_cpu_us_per_request"]
+                            for e, p in zip(echo_runs, pdp_runs, strict=True))
         echo, pdp = median_run(echo_runs), median_run(pdp_runs)
         one, two = median_run(one_runs), median_run(two_runs)
         fixed_echo, fixed = latency_at_rate("echo", args), latency_at_rate("pdp", args)
@@ -371,6 +399,10 @@ def main() -> int:
         "echo": echo,
         "pdp": pdp,
         "ratio_pdp_to_echo": pdp["requests_per_second"] / echo["requests_per_second"],
+        "ratio_per_round": paired,
+        "ratio_per_round_median": statistics.median(paired),
+        "cpu_ratio_per_round": paired_cpu,
+        "cpu_ratio_median": statistics.median(paired_cpu),
         "fixed_rate_1000_echo": fixed_echo,
         "fixed_rate_1000": fixed,
         "one_worker_load_unpinned": one,
