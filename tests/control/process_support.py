@@ -72,11 +72,13 @@ async def wait_until_ready(url: str, running: RunningProcess, *, within: float =
     raise AssertionError(f"{url} not ready after {within}s:\n{running.output()}")
 
 
-async def run_pdp(*args: str, cwd: Path, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run `pdp ARGS` to completion; return (exit code, stdout, stderr)."""
+async def run_pdp(*args: str, cwd: Path, stdin: bytes | None = None,
+                  env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run `pdp ARGS` to completion, `env` added to the environment; return (exit code, stdout,
+    stderr)."""
     process = await asyncio.create_subprocess_exec(
         *PDP, *args, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
     )
     out, err = await asyncio.wait_for(process.communicate(stdin), 60)
     assert process.returncode is not None

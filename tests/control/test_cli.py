@@ -238,3 +238,52 @@ async def test_fleet_and_decisions_for_people(control: ControlProcess,
     assert code == 0 and out.splitlines()[0] == "1 of 1 on revision 1" and "pod-a" in out
     code, out, _ = await admin(control, admin_token_file, "decisions")
     assert code == 0 and "d-9" in out and "allowed=true" in out
+
+
+async def _report(control: ControlProcess, token_file: Path, report: dict[str, object]) -> None:
+    token = (await asyncio.to_thread(token_file.read_text)).strip()
+    async with aiohttp.ClientSession(headers=bearer(token)) as session, \
+            session.post(f"{control.url}/v1/status", json=report) as answer:
+        assert answer.status == 200, await answer.text()
+
+
+async def test_publish_wait_times_out_naming_who_is_behind(control: ControlProcess,
+                                                           admin_token_file: Path) -> None:
+    """A sidecar that never moves: exit 1 after --timeout, naming it with state and last error."""
+    await _report(control, admin_token_file, {
+        "instance_id": "pod-stuck", "state": "last_known_good", "revision": None,
+        "sequence": None, "last_error": {"reason": "fetch_failed", "message": "dns failure"}})
+    code, out, err = await admin(control, admin_token_file, "publish", "--wait",
+                                 "--timeout", "1")
+    assert code == 1, out + err
+    assert out.splitlines()[-1].startswith("  0 of 1 on revision 1 (")
+    assert ("timed out after 1 s: 0 of 1 on revision 1; behind: pod-stuck (revision -, "
+            "last_known_good, last error: dns failure)") in err
+
+
+async def test_publish_wait_with_no_reporting_sidecar_says_so(control: ControlProcess,
+                                                              admin_token_file: Path) -> None:
+    """Nothing to wait for is converged at once, and the output says no sidecar reported."""
+    code, out, err = await admin(control, admin_token_file, "publish", "--wait")
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("converged: 0 of 0 on revision 1 in ")
+    assert "no sidecar has reported" in out
+
+
+async def test_publish_wait_rejects_a_nonsense_timeout(control: ControlProcess,
+                                                       admin_token_file: Path) -> None:
+    """--timeout 0 is a usage error (exit 2) and publishes nothing."""
+    code, _, err = await admin(control, admin_token_file, "publish", "--wait", "--timeout", "0")
+    assert code == 2 and "--timeout" in err
+    code, out, _ = await admin(control, admin_token_file, "--json", "fleet")
+    assert json.loads(out)["latest"] is None
+
+
+async def test_a_malformed_test_publish_pause_stops_the_control_plane_with_exit_2(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """The test-only PDP_TEST_PUBLISH_PAUSE is checked at start, never half-applied."""
+    code, _, err = await run_pdp("control", "--database-url", database_url, "--signing-key",
+                                 str(keys.private), "--key-id", keys.key_id,
+                                 cwd=tmp_path, env={"PDP_TEST_PUBLISH_PAUSE": "mid_publish:5"})
+    assert code == 2
+    assert "PDP_TEST_PUBLISH_PAUSE='mid_publish:5': the point must be one of" in err
