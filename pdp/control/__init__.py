@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     )
     from pdp.control.grpc_service import ControlPolicyEngineServicer, make_grpc_server
     from pdp.control.http_app import make_app
+    from pdp.control.metrics import ControlMetrics
     from pdp.control.migrations import apply_migrations, migrations_complete
     from pdp.control.plane import ControlPlane, create_token, open_control_plane
     from pdp.control.server import ControlServer
@@ -52,7 +53,8 @@ _HOMES = {
     "Permission": "auth", "Principal": "auth", "Role": "auth",
     "BundleFeed": "bundle_feed", "BundleRecord": "bundle_store",
     "ControlPolicyEngineServicer": "grpc_service", "make_grpc_server": "grpc_service",
-    "make_app": "http_app", "apply_migrations": "migrations", "migrations_complete": "migrations",
+    "make_app": "http_app", "ControlMetrics": "metrics",
+    "apply_migrations": "migrations", "migrations_complete": "migrations",
     "ControlPlane": "plane", "create_token": "plane", "open_control_plane": "plane",
     "ControlServer": "server", "ControlSettings": "settings",
     "load_control_settings": "settings",
@@ -74,6 +76,7 @@ __all__ = [
     "BundleRecord",
     "ConfigurationError",
     "ControlError",
+    "ControlMetrics",
     "ControlPlane",
     "ControlPolicyEngineServicer",
     "ControlServer",
