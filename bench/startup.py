@@ -8,7 +8,15 @@
   the RSS of a baseline process that only imports grpcio, aiohttp and pydantic and starts an
   aiohttp server and a grpc.aio server (target <= 1.2x).
 
-    .venv/bin/python bench/startup.py [--runs 5]
+    .venv/bin/python bench/startup.py [--runs 5] [--against DIR]
+
+The processes are started one at a time in interleaved rounds (baseline, pdp, then the
+``--against`` tree if given), so a change of load on a shared machine falls on all of them alike.
+``--against DIR`` adds another source tree of pdp, run with ``PYTHONPATH=DIR`` (which takes
+precedence over the editable install), to compare a change with what it replaces::
+
+    mkdir /tmp/pdp-before && git archive REV pdp bundles | tar -x -C /tmp/pdp-before
+    .venv/bin/python bench/startup.py --runs 7 --against /tmp/pdp-before
 
 Results are printed and written to ``bench/results/startup.json``.
 """
@@ -25,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +106,11 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def start_and_time(command: list[str], port: int, cwd: Path) -> tuple[subprocess.Popen[bytes],
-                                                                          float]:
+def start_and_time(command: list[str], port: int, cwd: Path,
+                   env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], float]:
     """Exec ``command`` and poll until a decision answers 200; return it and the seconds taken."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = started + 30
     while not answers_200(port):
@@ -121,55 +131,91 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def measure(command_for_port: Any, runs: int, cwd: Path) -> dict[str, Any]:
-    """Start ``runs`` processes one after another; report start-up times and idle RSS."""
-    times: list[float] = []
-    rss: list[float] = []
-    for _ in range(runs):
+@dataclass
+class Contender:
+    """One kind of process under test and the samples taken from it."""
+
+    label: str
+    command: Callable[[int], list[str]]
+    env: dict[str, str] | None = None
+    times: list[float] = field(default_factory=list)
+    rss: list[float] = field(default_factory=list)
+
+    def sample(self, cwd: Path) -> None:
+        """Start one process, time its first answer, read its RSS after idling, stop it."""
         port = free_port()
-        process, seconds = start_and_time(command_for_port(port), port, cwd)
-        time.sleep(IDLE_SECONDS)
-        rss.append(rss_mib(process.pid))
-        stop(process)
-        times.append(seconds)
-    return {"first_answer_s": times, "median_first_answer_s": statistics.median(times),
-            "max_first_answer_s": max(times), "rss_mib": rss,
-            "median_rss_mib": statistics.median(rss)}
+        process, seconds = start_and_time(self.command(port), port, cwd, self.env)
+        try:
+            time.sleep(IDLE_SECONDS)
+            self.rss.append(rss_mib(process.pid))
+        finally:
+            stop(process)
+        self.times.append(seconds)
+
+    def summary(self) -> dict[str, Any]:
+        """The samples and their medians."""
+        return {"first_answer_s": self.times,
+                "median_first_answer_s": statistics.median(self.times),
+                "max_first_answer_s": max(self.times), "rss_mib": self.rss,
+                "median_rss_mib": statistics.median(self.rss)}
+
+
+def report(label: str, pdp: dict[str, Any], baseline: dict[str, Any], runs: int) -> float:
+    """Print one pdp tree's figures against the baseline; return its RSS ratio."""
+    ratio: float = pdp["median_rss_mib"] / baseline["median_rss_mib"]
+    print(f"{label}: RSS {pdp['median_rss_mib']:.1f} MiB (ratio {ratio:.2f}, target <= 1.20), "
+          f"first ready decision {pdp['median_first_answer_s'] * 1000:.0f} ms median, "
+          f"{min(pdp['first_answer_s']) * 1000:.0f}-{pdp['max_first_answer_s'] * 1000:.0f} ms "
+          f"over {runs} runs (target <= 1000 ms)")
+    return ratio
 
 
 def main() -> int:
-    """Measure the baseline and the sidecar, print the ratios against the targets."""
+    """Measure the baseline and the sidecar in interleaved rounds; print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="another pdp source tree (holding pdp/) to measure alongside")
     args = parser.parse_args()
+    if args.against is not None and not (args.against / "pdp" / "__init__.py").is_file():
+        parser.error(f"--against {args.against}: no pdp/__init__.py there")
     with tempfile.TemporaryDirectory(prefix="pdp-bench-startup-") as tmp:
         workdir = Path(tmp)
         baseline_file = workdir / "baseline.py"
         baseline_file.write_text(BASELINE)
-        env_python = sys.executable
+        python = sys.executable
 
         def pdp_command(port: int) -> list[str]:
-            return [env_python, "-m", "pdp", "run", "--dev", "--http-addr",
-                    f"127.0.0.1:{port}", "--grpc-addr", "127.0.0.1:0", "--log-level", "warning"]
+            return [python, "-m", "pdp", "run", "--dev", "--http-addr", f"127.0.0.1:{port}",
+                    "--grpc-addr", "127.0.0.1:0", "--log-level", "warning"]
 
+        contenders = [Contender("baseline", lambda port: [python, str(baseline_file), str(port)]),
+                      Contender("pdp run --dev", pdp_command)]
+        if args.against is not None:
+            env = {**os.environ, "PYTHONPATH": str(args.against.resolve())}
+            contenders.append(Contender(f"pdp run --dev ({args.against})", pdp_command, env))
         # The first --dev run creates the development key; keep that out of the figures.
-        warm_port = free_port()
-        warm, _ = start_and_time(pdp_command(warm_port), warm_port, workdir)
-        stop(warm)
-        baseline = measure(lambda port: [env_python, str(baseline_file), str(port)],
-                           args.runs, workdir)
-        pdp = measure(pdp_command, args.runs, workdir)
-    ratio = pdp["median_rss_mib"] / baseline["median_rss_mib"]
+        for contender in contenders[1:]:
+            warm_port = free_port()
+            warm, _ = start_and_time(pdp_command(warm_port), warm_port, workdir, contender.env)
+            stop(warm)
+        for _ in range(args.runs):
+            for contender in contenders:
+                contender.sample(workdir)
+    baseline = contenders[0].summary()
     print(f"baseline (grpcio+aiohttp+pydantic, both servers): RSS {baseline['median_rss_mib']:.1f}"
           f" MiB, first answer {baseline['median_first_answer_s'] * 1000:.0f} ms (median)")
-    print(f"pdp run --dev: RSS {pdp['median_rss_mib']:.1f} MiB, first ready decision "
-          f"{pdp['median_first_answer_s'] * 1000:.0f} ms median, "
-          f"{pdp['max_first_answer_s'] * 1000:.0f} ms max over {args.runs} runs")
-    print(f"RSS ratio {ratio:.2f} (target <= 1.20); first ready decision target <= 1000 ms")
+    pdp = contenders[1].summary()
+    ratio = report(contenders[1].label, pdp, baseline, args.runs)
+    summary: dict[str, Any] = {"baseline": baseline, "pdp": pdp, "rss_ratio": ratio,
+                               "runs": args.runs, "python": sys.version.split()[0],
+                               "cpu_count": os.cpu_count(), "load_average": os.getloadavg()}
+    if args.against is not None:
+        other = contenders[2].summary()
+        summary["against"] = {"tree": str(args.against), **other,
+                              "rss_ratio": report(contenders[2].label, other, baseline, args.runs)}
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    summary = {"baseline": baseline, "pdp": pdp, "rss_ratio": ratio, "runs": args.runs,
-               "python": sys.version.split()[0], "cpu_count": os.cpu_count()}
     (results / "startup.json").write_text(json.dumps(summary, indent=2))
     return 0 if ratio <= 1.2 and pdp["max_first_answer_s"] <= 1.0 else 1
 

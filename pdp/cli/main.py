@@ -23,20 +23,44 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pdp.cli.admin",     # admin (client of the control plane)
 )
 
+# Which module registers each command, so that a command loads its own group alone: `pdp run`
+# must not pay for the control plane's settings or the admin client (DESIGN §12, start-up).
+COMMAND_HOMES: dict[str, str] = {
+    "keygen": "pdp.cli.offline",
+    "bundle": "pdp.cli.offline",
+    "test": "pdp.cli.offline",
+    "eval": "pdp.cli.offline",
+    "run": "pdp.cli.run",
+    "control": "pdp.cli.control",
+    "admin": "pdp.cli.admin",
+}
+
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full argument parser from every available command module."""
+def modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
+    """The command modules to load for ``argv``: the named command's alone, else all of them.
+
+    The top-level options (``--help``, ``--version``) take no value, so the first argument not
+    starting with ``-`` is the command; without one, or with an unknown one, every group loads so
+    that the help and the "invalid choice" error list every command.
+    """
+    command = next((arg for arg in argv or () if not arg.startswith("-")), None)
+    home = COMMAND_HOMES.get(command or "")
+    return (home,) if home in COMMAND_MODULES else COMMAND_MODULES
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser from the command modules ``argv`` needs (all without argv)."""
     parser = argparse.ArgumentParser(
         prog="pdp",
         description="pdp: a policy decision point with signed bundles.",
     )
     parser.add_argument("--version", action="version", version=f"pdp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules_for(argv) if argv is not None else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -49,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `pdp` command and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -19,27 +20,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from pdp.runtime import (
-    DecisionLog,
-    Engine,
-    RuntimeConfig,
-    StatusReporter,
-    UploadSink,
-    configure_logging,
-)
+from pdp.runtime import DecisionLog, Engine, RuntimeConfig, configure_logging
 from pdp.runtime.config import DecisionLogConfig
 from pdp.runtime.errors import ConfigurationError
-from pdp.runtime.http_source import HttpSource
 from pdp.runtime.source import BundleSource
 from pdp.sidecar.dev import prepare_dev_bundle
 from pdp.sidecar.errors import ConfigError, StartupError
 from pdp.sidecar.grpc_server import SidecarGrpcServer
 from pdp.sidecar.http_app import IN_FLIGHT, make_app
 from pdp.sidecar.settings import ListenAddress, RunSettings
+
+if TYPE_CHECKING:
+    from pdp.runtime.status_report import StatusReporter
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +100,10 @@ def runtime_config(settings: RunSettings, inputs: BundleInputs) -> RuntimeConfig
 
 def http_source(settings: RunSettings) -> BundleSource:
     """The long-polling source for ``--bundle-url`` (token file re-read on every request)."""
+    # Imported here, like the reporter and the uploader below: a sidecar fed from a file never
+    # runs their HTTP client code, and importing it is a measurable part of start-up.
+    from pdp.runtime.http_source import HttpSource
+
     if settings.bundle_url is None:
         raise ConfigError("bundle_url is not set")
     return HttpSource(
@@ -149,6 +150,8 @@ class Sidecar:
         self.engine = engine
         control = settings.control_base_url
         if settings.decision_log == "upload" and control is not None:
+            from pdp.runtime.log_upload import UploadSink
+
             engine.decision_log = DecisionLog(
                 config.decision_log, metrics=engine.metrics,
                 sink=UploadSink(f"{control}/v1/logs", metrics=engine.metrics,
@@ -156,6 +159,8 @@ class Sidecar:
                                 ca_file=settings.bundle_ca_file))
         await engine.start()
         if control is not None:
+            from pdp.runtime.status_report import StatusReporter
+
             self._reporter = StatusReporter(
                 f"{control}/v1/status", engine.status, registry=engine.metrics.registry,
                 token_file=settings.bundle_token_file, ca_file=settings.bundle_ca_file,
@@ -223,6 +228,20 @@ class Sidecar:
         logger.info("sidecar stopped")
 
 
+def settle_heap() -> None:
+    """Move everything alive after start-up out of the cyclic GC's reach (``gc.freeze``).
+
+    Imported modules, compiled schemas and the first policy set live as long as the process; left
+    in the collected generations, every full collection under load would walk them again (~90 ms
+    for the ~70,000 objects of a `--dev` sidecar on this project's 2-core machine). Objects created
+    later (requests, reloaded bundles) are collected as usual, and a frozen object is still freed
+    when its reference count drops to zero. No ``gc.collect()`` first: it would cost those 90 ms
+    before the first decision and finds no garbage at this point (measured with the built-in
+    bundle); a cycle among start-up objects that did become garbage would only be kept, once.
+    """
+    gc.freeze()
+
+
 async def serve_until_signalled(settings: RunSettings, *, workdir: Path) -> int:
     """Run a sidecar until SIGTERM or SIGINT, then stop it gracefully; return the exit code."""
     loop = asyncio.get_running_loop()
@@ -232,6 +251,7 @@ async def serve_until_signalled(settings: RunSettings, *, workdir: Path) -> int:
     sidecar = Sidecar(settings, workdir=workdir)
     try:
         await sidecar.start()
+        settle_heap()
         await stop.wait()
         logger.info("shutting down", extra={"grace_seconds": settings.shutdown_grace})
     finally:
