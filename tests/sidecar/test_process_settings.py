@@ -207,3 +207,31 @@ def test_decision_log_upload_needs_a_control_plane() -> None:
     """--decision-log upload without a control plane URL is a usage error, not a silent no-op."""
     with pytest.raises(ConfigError, match="control_url"):
         load_settings({"bundle": "b", "verification_key": ["k"], "decision_log": "upload"})
+
+
+def test_environment_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pdp_http_addr works like PDP_HTTP_ADDR, as with pydantic-settings before."""
+    monkeypatch.setenv("pdp_http_addr", "127.0.0.1:9003")
+    assert load_settings({"dev": True}).http_addr == "127.0.0.1:9003"
+
+
+def test_malformed_json_in_a_list_variable_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A list option given as PDP_* text that is not JSON is refused naming the variable."""
+    monkeypatch.setenv("PDP_VERIFICATION_KEY", "a.pem,b.pem")
+    with pytest.raises(ConfigError, match="PDP_VERIFICATION_KEY must be JSON"):
+        load_settings({"dev": True})
+
+
+def test_a_bad_environment_value_is_validated_like_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PDP_* value of the wrong type is refused naming the option, as a flag would be."""
+    monkeypatch.setenv("PDP_MAX_BODY_BYTES", "lots")
+    with pytest.raises(ConfigError, match="max_body_bytes"):
+        load_settings({"dev": True})
+
+
+def test_non_option_pdp_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PDP_* variables that are not options (PDP_BUILTIN_BUNDLE, ...) are not errors."""
+    monkeypatch.setenv("PDP_BUILTIN_BUNDLE", "/somewhere")
+    assert load_settings({"dev": True}).dev is True
