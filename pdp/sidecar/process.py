@@ -106,10 +106,15 @@ def http_source(settings: RunSettings) -> BundleSource:
 
     if settings.bundle_url is None:
         raise ConfigError("bundle_url is not set")
+    # Only an answer from the control plane confirms the bundle (and resets its age), so a
+    # long-poll must come back well within max_bundle_age or a healthy sidecar would turn stale.
+    age = settings.max_bundle_age
+    wait = 30.0 if age is None else min(30.0, max(1.0, age / 2))
     return HttpSource(
         settings.bundle_url,
         token_file=settings.bundle_token_file,
         ca_file=settings.bundle_ca_file,
+        wait_seconds=wait,
     )
 
 

@@ -76,3 +76,41 @@ async def test_sidecar_reports_status_and_uploads_decisions(
     assert report["state"] == "fresh"
     assert [e["decision_id"] for e in intake.events] == [decision]
     assert intake.tokens == {"Bearer sidecar-secret"}
+
+
+async def test_long_polls_return_within_half_the_max_bundle_age() -> None:
+    """With --max-bundle-age the control plane is asked to answer well before it would go stale.
+
+    Only an answer confirms the bundle, so a 30 s long-poll with a 10 s max age would turn a healthy
+    sidecar stale between answers.
+    """
+    from pdp.sidecar.process import http_source
+    from pdp.sidecar.settings import load_settings
+
+    asked: list[str] = []
+
+    async def bundle(request: web.Request) -> web.Response:
+        asked.append(request.headers.get("Prefer", ""))
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_get("/bundles/main", bundle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        for max_age, expected in ((None, "wait=30"), (10.0, "wait=5"), (0.5, "wait=1")):
+            asked.clear()
+            options: dict[str, Any] = {"bundle_url": str(server.make_url("/bundles/main")),
+                                       "verification_key": ["k.pem"]}
+            if max_age is not None:
+                options["max_bundle_age"] = max_age
+            source = http_source(load_settings(options))
+            updates = source.updates()
+            # The first fetch asks for the bundle at once; the retry after the 503 long-polls.
+            await anext(updates)
+            await anext(updates)
+            await source.close()
+            await updates.aclose()
+            assert asked == ["", expected]
+    finally:
+        await server.close()
