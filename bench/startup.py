@@ -11,7 +11,10 @@
   the RSS of a baseline process that only imports grpcio, aiohttp and pydantic and starts an
   aiohttp server and a grpc.aio server (target <= 1.2x).
 
-    .venv/bin/python bench/startup.py [--runs 5] [--against DIR]
+    .venv/bin/python bench/startup.py [--runs 5] [--prebuilt] [--against DIR]
+
+``--prebuilt`` serves the built-in bundle the way a production sidecar does (``--bundle`` with a
+bundle signed beforehand and ``--verification-key``), without ``--dev``'s build and signing.
 
 The processes are started one at a time in interleaved rounds (baseline, pdp, then the
 ``--against`` tree if given), so a change of load on a shared machine falls on all of them alike.
@@ -141,6 +144,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def prebuilt_bundle(python: str, workdir: Path) -> list[str]:
+    """Sign the built-in bundle once with a fresh key; the `pdp run` options that serve it."""
+    keys, bundle = workdir / "keys", workdir / "builtin.tar.gz"
+    subprocess.run([python, "-m", "pdp", "keygen", "--key-id", "bench", "--out-dir", str(keys)],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([python, "-m", "pdp", "bundle", "build", str(ROOT / "bundles" / "marketplace"),
+                    "-o", str(bundle), "--signing-key", str(keys / "bench.key"),
+                    "--key-id", "bench"], check=True, stdout=subprocess.DEVNULL)
+    return ["--bundle", str(bundle), "--verification-key", str(keys / "bench.pem")]
+
+
 @dataclass
 class Contender:
     """One kind of process under test and the samples taken from it."""
@@ -188,6 +202,9 @@ def main() -> int:
     """Measure the baseline and the sidecar in interleaved rounds; print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--prebuilt", action="store_true",
+                        help="serve the built-in bundle signed beforehand (--bundle, as in "
+                             "production) instead of building it at start (--dev)")
     parser.add_argument("--against", type=Path, metavar="DIR",
                         help="another pdp source tree (holding pdp/) to measure alongside")
     args = parser.parse_args()
@@ -199,15 +216,18 @@ def main() -> int:
         baseline_file.write_text(BASELINE)
         python = sys.executable
 
+        served = ["--dev"] if not args.prebuilt else prebuilt_bundle(python, workdir)
+
         def pdp_command(port: int) -> list[str]:
-            return [python, "-m", "pdp", "run", "--dev", "--http-addr", f"127.0.0.1:{port}",
+            return [python, "-m", "pdp", "run", *served, "--http-addr", f"127.0.0.1:{port}",
                     "--grpc-addr", "127.0.0.1:0", "--log-level", "warning"]
 
+        label = "pdp run --dev" if not args.prebuilt else "pdp run --bundle (built-in, prebuilt)"
         contenders = [Contender("baseline", lambda port: [python, str(baseline_file), str(port)]),
-                      Contender("pdp run --dev", pdp_command)]
+                      Contender(label, pdp_command)]
         if args.against is not None:
             env = {**os.environ, "PYTHONPATH": str(args.against.resolve())}
-            contenders.append(Contender(f"pdp run --dev ({args.against})", pdp_command, env))
+            contenders.append(Contender(f"{label} ({args.against})", pdp_command, env))
         # The first --dev run creates the development key; keep that out of the figures.
         for contender in contenders[1:]:
             warm_port = free_port()
