@@ -3,8 +3,9 @@
 The HTTP shell hands the core arbitrary JSON, so every decision runs ``pdp.core.parse_input``.
 A protobuf request cannot carry most of what that check refuses: its fields have fixed names and
 scalar types, and nesting is bounded by the message definitions. What it *can* carry is decided
-here, per request type, in straight-line code (no descriptor walk; about 3x faster than
-:func:`pdp.sidecar.grpc_convert.message_to_json`, which stays the generic reference):
+here, per request type, in straight-line code (no descriptor walk; measured 11.6 vs 13.1 µs per
+listing against :func:`pdp.sidecar.grpc_convert.message_to_json`, which stays the generic
+reference — protobuf attribute reads are most of either):
 
 - texts longer than the core's limit (``MAX_TEXT_CHARS``);
 - values outside an enumeration (``compliance.level``, ``environment``, ``security.tls_version``);
