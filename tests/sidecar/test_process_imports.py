@@ -25,7 +25,8 @@ print(json.dumps(sorted(sys.modules)))
 def modules_loaded(*argv: str) -> set[str]:
     """The module names loaded after parsing ``pdp ARGV`` and importing the sidecar."""
     result = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True,
-                            text=True, timeout=60, check=True)
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
     loaded: list[str] = json.loads(result.stdout)
     return set(loaded)
 
