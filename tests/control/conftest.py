@@ -3,16 +3,10 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from pytest_aiohttp import AiohttpClient
-
-# tests/ holds the shared PostgreSQL helper; test directories are not packages.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from control_support import (
     MARKETPLACE,
     ApiClient,
@@ -21,27 +15,11 @@ from control_support import (
     make_keys,
     settings_for,
 )
-from postgres import PostgresServer, find_server
+from pytest_aiohttp import AiohttpClient
 
 from pdp.control.auth import Role
 from pdp.control.http_app import make_app
 from pdp.control.plane import ControlPlane, open_control_plane
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """The PostgreSQL server of this test session (see tests/postgres.py)."""
-    server = find_server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def database_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
-    """A fresh, empty database, dropped after the test."""
-    dsn = await postgres_server.create_database()
-    yield dsn
-    await postgres_server.drop_database(dsn)
 
 
 @pytest.fixture
