@@ -54,7 +54,7 @@ def _help_text(description: str, default: Any) -> str:
 
 def register(subparsers: Any) -> None:
     """Add the ``run`` command to the ``pdp`` parser."""
-    # Imported here so `pdp --help` does not pay for pydantic-settings.
+    # Imported here so `pdp --help` does not pay for the settings model.
     from pdp.sidecar.settings import RunSettings
 
     parser = subparsers.add_parser(

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pdp.control.errors import ConfigurationError
+from pdp.sidecar.options import layered_options
 from pdp.sidecar.settings import ListenAddress, parse_listen_address
 
 ONE_MIB = 1024 * 1024
 
 
-class ControlSettings(BaseSettings):
+class ControlSettings(BaseModel):
     """Options of the control-plane process: a YAML file, then ``PDP_*`` environment variables,
     then flags (see :func:`load_control_settings`); the field descriptions are the `--help` text."""
 
-    model_config = SettingsConfigDict(env_prefix="PDP_", extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     database_url: str = Field(description="PostgreSQL DSN, e.g. postgresql://user@host/db")
     signing_key: Path = Field(description="private key that signs published bundles")
@@ -65,18 +60,6 @@ class ControlSettings(BaseSettings):
         parse_listen_address(value)
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # load_control_settings layers file, environment and flags itself; the model validates.
-        return (init_settings,)
-
     @property
     def http_listen(self) -> ListenAddress:
         """The HTTP listen address."""
@@ -88,30 +71,13 @@ class ControlSettings(BaseSettings):
         return parse_listen_address(self.grpc_addr)
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read config file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"config file {path} is not valid YAML: {exc}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"config file {path} must map option names to values")
-    unknown = sorted(str(key) for key in raw if key not in ControlSettings.model_fields)
-    if unknown:
-        raise ConfigurationError(f"config file {path}: unknown option(s): {', '.join(unknown)}")
-    return {str(key): value for key, value in raw.items()}
-
-
 def load_control_settings(flags: Mapping[str, Any],
                           config_file: Path | None = None) -> ControlSettings:
     """Settings from `config_file` (YAML), then ``PDP_*`` variables, then flags (None = not given);
     a later layer wins. ConfigurationError names each bad option."""
-    layered = _read_config_file(config_file) if config_file is not None else {}
-    layered.update(EnvSettingsSource(ControlSettings)())
-    layered.update({name: value for name, value in flags.items() if value is not None})
+    given = {name: value for name, value in flags.items() if value is not None}
+    layered = layered_options(ControlSettings, given, config_file=config_file,
+                              environ=os.environ, error=ConfigurationError)
     try:
         return ControlSettings(**layered)
     except ValidationError as exc:

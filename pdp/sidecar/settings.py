@@ -9,31 +9,28 @@ Three layers, each overriding the one before it (DESIGN §2):
 The result is one frozen :class:`RunSettings` passed down explicitly; nothing reads the environment
 or the file again after :func:`load_settings` returns.
 
-The layers are merged here rather than by pydantic-settings: its import pulls in every settings
-provider it supports (dotenv, CLI, cloud secret stores) and cost the sidecar ~6 MiB of idle RSS and
-~50 ms of start-up for what :func:`environment_options` does in a few lines. Validation is still
+The layers are gathered by :mod:`pdp.sidecar.options` (shared with `pdp control`); validation is
 pydantic's, on a plain model.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_origin
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pdp.sidecar.errors import ConfigError
+from pdp.sidecar.options import layered_options
 
 StaleAction = Literal["serve", "fail_closed", "fail_open"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 ONE_MIB = 1024 * 1024
-ENV_PREFIX = "PDP_"
 
 
 class ListenAddress(NamedTuple):
@@ -215,56 +212,6 @@ class RunSettings(BaseModel):
         return parse_listen_address(self.grpc_addr)
 
 
-def _is_structured(annotation: Any) -> bool:
-    """Whether a field holds a list or a mapping (given as JSON in the environment)."""
-    return get_origin(annotation) in (list, dict)
-
-
-def environment_options(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The options set by ``PDP_<FIELD>`` variables (names case-insensitive, lists as JSON).
-
-    Raises :class:`ConfigError` naming the variable whose JSON does not parse.
-    """
-    by_name = {key.upper(): (key, value) for key, value in environ.items()}
-    options: dict[str, Any] = {}
-    for name, field in RunSettings.model_fields.items():
-        found = by_name.get(ENV_PREFIX + name.upper())
-        if found is None:
-            continue
-        variable, text = found
-        if not _is_structured(field.annotation):
-            options[name] = text
-            continue
-        try:
-            options[name] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{variable} must be JSON for a list or mapping option "
-                f"({exc.msg} at column {exc.colno})"
-            ) from None
-    return options
-
-
-def _read_config_file(path: Path) -> dict[str, Any]:
-    # Imported here: only a sidecar started with a config file needs a YAML parser.
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
-    unknown = sorted(str(key) for key in raw if key not in RunSettings.model_fields)
-    if unknown:
-        raise ConfigError(f"config file {path}: unknown option(s): {', '.join(unknown)}")
-    return {str(key): value for key, value in raw.items()}
-
-
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
@@ -279,12 +226,10 @@ def load_settings(flags: Mapping[str, Any], config_file: Path | None = None) -> 
     ``flags`` holds only options the user actually typed. Raises :class:`ConfigError` with a
     message naming the offending option.
     """
-    env = environment_options(os.environ)
     env_config = os.environ.get("PDP_CONFIG")
     path = config_file or (Path(env_config) if env_config else None)
-    layered: dict[str, Any] = _read_config_file(path) if path is not None else {}
-    layered.update(env)
-    layered.update(flags)
+    layered = layered_options(RunSettings, flags, config_file=path, environ=os.environ,
+                              error=ConfigError)
     try:
         return RunSettings(**layered)
     except ValidationError as exc:

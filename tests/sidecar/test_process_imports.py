@@ -37,11 +37,6 @@ def run_dev_modules() -> set[str]:
     return modules_loaded("run", "--dev")
 
 
-def test_run_does_not_load_pydantic_settings(run_dev_modules: set[str]) -> None:
-    """Settings are merged by pdp itself; pydantic-settings and its providers stay unloaded."""
-    assert not {name for name in run_dev_modules if name.startswith("pydantic_settings")}
-
-
 def test_run_does_not_load_other_command_groups(run_dev_modules: set[str]) -> None:
     """`pdp run` loads its own command group, not the control plane's, the admin client's or
     the offline tools'."""

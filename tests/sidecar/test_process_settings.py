@@ -210,7 +210,7 @@ def test_decision_log_upload_needs_a_control_plane() -> None:
 
 
 def test_environment_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pdp_http_addr works like PDP_HTTP_ADDR, as with pydantic-settings before."""
+    """pdp_http_addr works like PDP_HTTP_ADDR: variable names are case-insensitive."""
     monkeypatch.setenv("pdp_http_addr", "127.0.0.1:9003")
     assert load_settings({"dev": True}).http_addr == "127.0.0.1:9003"
 

@@ -1,0 +1,81 @@
+"""Layered options for both pdp processes: a YAML file, then ``PDP_*`` variables, then flags.
+
+`pdp run` and `pdp control` describe their options as one frozen pydantic model each; these
+functions gather the raw values of each layer for such a model, so that the two processes read
+configuration the same way and a bad value is reported in the same words. The layers are merged
+here rather than by pydantic-settings, whose import pulls in every settings provider it supports
+(dotenv, CLI, cloud secret stores) and cost the sidecar ~6 MiB of idle RSS and ~50 ms of start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_origin
+
+from pydantic import BaseModel
+
+ENV_PREFIX = "PDP_"
+
+
+def _is_structured(annotation: Any) -> bool:
+    """Whether a field holds a list or a mapping (given as JSON in the environment)."""
+    return get_origin(annotation) in (list, dict)
+
+
+def environment_options(model: type[BaseModel], environ: Mapping[str, str], *,
+                        error: type[Exception]) -> dict[str, Any]:
+    """The options of ``model`` set by ``PDP_<FIELD>`` variables (names case-insensitive, lists
+    and mappings as JSON). Raises ``error`` naming the variable whose JSON does not parse."""
+    by_name = {key.upper(): (key, value) for key, value in environ.items()}
+    options: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        found = by_name.get(ENV_PREFIX + name.upper())
+        if found is None:
+            continue
+        variable, text = found
+        if not _is_structured(field.annotation):
+            options[name] = text
+            continue
+        try:
+            options[name] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise error(
+                f"{variable} must be JSON for a list or mapping option "
+                f"({exc.msg} at column {exc.colno})"
+            ) from None
+    return options
+
+
+def config_file_options(model: type[BaseModel], path: Path, *,
+                        error: type[Exception]) -> dict[str, Any]:
+    """The options of ``model`` in the YAML file at ``path``; raises ``error`` for an unreadable
+    file, invalid YAML, a file that is not a mapping, or an option ``model`` does not have."""
+    # Imported here: only a process started with a config file needs a YAML parser.
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise error(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise error(f"config file {path} must hold a mapping of option names to values")
+    unknown = sorted(str(key) for key in raw if key not in model.model_fields)
+    if unknown:
+        raise error(f"config file {path}: unknown option(s): {', '.join(unknown)}")
+    return {str(key): value for key, value in raw.items()}
+
+
+def layered_options(model: type[BaseModel], flags: Mapping[str, Any], *,
+                    config_file: Path | None, environ: Mapping[str, str],
+                    error: type[Exception]) -> dict[str, Any]:
+    """File, then environment, then the flags the user typed: a later layer wins."""
+    layered = config_file_options(model, config_file, error=error) if config_file else {}
+    layered.update(environment_options(model, environ, error=error))
+    layered.update(flags)
+    return layered
