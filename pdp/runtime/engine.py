@@ -125,7 +125,7 @@ class Engine:
         decision_stream: TextIO | None = None,
     ) -> None:
         self.config = config
-        self.metrics = RuntimeMetrics(registry)
+        self.metrics = RuntimeMetrics(registry, clock=clock)
         self.counters = RateCounter(config.rate_counter_max_keys)
         self.active: ActiveBundle | None = None
         self._clock = clock
