@@ -9,28 +9,13 @@ from aiohttp import web
 
 from pdp.control.database import check_storable
 from pdp.control.errors import BodyTooLargeError, RequestError
-from pdp.core import FieldError
+from pdp.core import MAX_JSON_DEPTH, FieldError, json_too_deep
 
-MAX_JSON_DEPTH = 64
 MAX_BODY_BYTES = 1024 * 1024
 
 
 def _reject_constant(name: str) -> Any:
     raise RequestError(f"invalid JSON: {name} is not a JSON value")
-
-
-def check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
-    """Refuse arrays and objects nested deeper than `limit` levels."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            raise RequestError(f"JSON nesting exceeds {limit} levels")
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values()
-                         if isinstance(child, dict | list))
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
 
 
 async def read_json(request: web.Request, *, limit: int = MAX_BODY_BYTES) -> Any:
@@ -53,7 +38,8 @@ async def read_json(request: web.Request, *, limit: int = MAX_BODY_BYTES) -> Any
         raise RequestError(f"the body is not UTF-8 text: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise RequestError(f"invalid JSON: {exc}") from None
-    check_depth(parsed)
+    if json_too_deep(parsed):
+        raise RequestError(f"JSON nesting exceeds {MAX_JSON_DEPTH} levels")
     check_storable(parsed, what="the body")
     return parsed
 

@@ -20,8 +20,10 @@ from pdp.core.inputs import (
     COMPLIANCE_LEVELS,
     ENVIRONMENTS,
     MAX_ID_CHARS,
+    MAX_JSON_DEPTH,
     MAX_TEXT_CHARS,
     TLS_VERSIONS,
+    json_too_deep,
     parse_input,
 )
 from pdp.core.policyset import QUERIES, PolicySet, compile_policy_set
@@ -32,6 +34,7 @@ __all__ = [
     "COMPLIANCE_LEVELS",
     "ENVIRONMENTS",
     "MAX_ID_CHARS",
+    "MAX_JSON_DEPTH",
     "MAX_TEXT_CHARS",
     "POLICY_TYPES",
     "QUERIES",
@@ -50,6 +53,7 @@ __all__ = [
     "TestReport",
     "UnknownQueryError",
     "compile_policy_set",
+    "json_too_deep",
     "parse_input",
     "parse_policy",
     "parse_tests",

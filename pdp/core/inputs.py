@@ -37,6 +37,29 @@ MAX_ID_CHARS = 1024
 ACCESS_ACTION_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 """What an access request's ``action`` must match."""
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a request body may have (DESIGN §10)."""
+
+
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects in ``value`` nest deeper than ``limit`` levels.
+
+    Iterative, so a hostile document cannot exhaust the interpreter's stack; both shells call it
+    on parsed request bodies before anything else reads them.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values()
+                         if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+    return False
+
+
 ComplianceLevel = Literal["public", "internal", "confidential", "restricted", ""]
 Environment = Literal["production", "staging", "development", ""]
 TlsVersion = Literal["1.0", "1.1", "1.2", "1.3", 10, 11, 12, 13]

@@ -20,13 +20,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pdp import __version__
+from pdp.core import MAX_JSON_DEPTH, json_too_deep
 from pdp.runtime import ActiveBundle, Engine
 from pdp.runtime.errors import NotReadyError
 from pdp.runtime.metrics import RuntimeMetrics
 from pdp.sidecar.errors import BodyTooLargeError, MalformedBodyError, NestingTooDeepError
 from pdp.sidecar.http_errors import json_error, response_for
 
-MAX_JSON_DEPTH = 64
 ONE_MIB = 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -83,23 +83,6 @@ _COMPACT = orjson.OPT_NON_STR_KEYS
 _PRETTY = orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2
 
 
-def _check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
-    """Raise NestingTooDeepError if arrays/objects nest deeper than ``limit`` levels."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            raise NestingTooDeepError(f"JSON nesting exceeds {limit} levels")
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values() if _is_container(child))
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node if _is_container(child))
-
-
-def _is_container(value: Any) -> bool:
-    return isinstance(value, dict | list)
-
-
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """Read the body as one JSON object within the size and nesting limits; empty means ``{}``."""
     limit = request.app[MAX_BODY_BYTES]
@@ -122,8 +105,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise MalformedBodyError(f"the body must be a JSON object, got {type(parsed).__name__}")
     # Nesting cannot exceed the number of opening brackets (counted in C, strings included), so
     # only bodies with more than the limit need the walk.
-    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH:
-        _check_depth(parsed)
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and json_too_deep(parsed):
+        raise NestingTooDeepError(f"JSON nesting exceeds {MAX_JSON_DEPTH} levels")
     return parsed
 
 

@@ -89,3 +89,18 @@ def test_an_unknown_query_is_refused() -> None:
     """parse_input raises UnknownQueryError naming the known queries."""
     with pytest.raises(UnknownQueryError, match="check_access"):
         parse_input("nope", {})
+
+
+def test_json_nesting_limit_counts_arrays_and_objects() -> None:
+    """Bodies nested exactly to the §10 limit pass; one level more is too deep, for both shells."""
+    from pdp.core import MAX_JSON_DEPTH, json_too_deep
+
+    def nested(levels: int) -> object:
+        value: object = "leaf"
+        for level in range(levels):
+            value = {"k": value} if level % 2 else [value]
+        return value
+
+    assert not json_too_deep(nested(MAX_JSON_DEPTH))
+    assert json_too_deep(nested(MAX_JSON_DEPTH + 1))
+    assert not json_too_deep("scalar")
