@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from pdp.bundle import (
     read_source_dir,
     write_key_pair,
 )
+from pdp.bundle.atomic import write_atomically
 from pdp.bundle.keys import check_key_id
 from pdp.bundle.signing import read_signature
 from pdp.cli import _output
@@ -189,7 +189,7 @@ def _bundle_build(args: argparse.Namespace) -> int:
         raise _output.Refused(f"{len(report.failed)} bundle test(s) failed; nothing written")
     signer = JwsSigner(load_private_key(args.signing_key), args.key_id, args.alg)
     archive = build_bundle(contents, signer=signer)
-    _write_atomically(args.output, archive)
+    write_atomically(args.output, archive)
     print(f"built {args.output}")
     _output.print_fields(
         [
@@ -202,22 +202,6 @@ def _bundle_build(args: argparse.Namespace) -> int:
         ]
     )
     return EXIT_OK
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a bundle."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 @_refusing("bundle verify")

@@ -13,8 +13,6 @@ import contextlib
 import difflib
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import asyncpg
 
 from pdp.bundle import Keyring, Signer, build_bundle, load_bundle
 from pdp.bundle.archive import Limits, read_bundle_files
+from pdp.bundle.atomic import write_atomically
 from pdp.bundle.contents import json_bytes, parse_contents
 from pdp.bundle.errors import BundleError
 from pdp.bundle.manifest import DEFAULT_ROOTS, MANIFEST_FILE, Manifest, timestamp
@@ -51,27 +50,6 @@ def draft_files(policies: list[dict[str, Any]], data: dict[str, Any],
     files.update({f"tests/{name}.json": json_bytes(doc) for name, doc in tests.items()})
     files[MANIFEST_FILE] = manifest.to_json_bytes()
     return files
-
-
-def write_atomically(directory: Path, name: str, content: bytes) -> Path:
-    """Write `content` to ``directory/name`` so readers see the old file or the new, never half."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, directory / name)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself must survive a crash too
-    finally:
-        os.close(dir_fd)
-    return directory / name
 
 
 class Publisher:
@@ -231,7 +209,8 @@ class Publisher:
         if self._bundle_dir is None:
             return
         try:
-            write_atomically(self._bundle_dir, BUNDLE_FILE_NAME, record.content)
+            self._bundle_dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(self._bundle_dir / BUNDLE_FILE_NAME, record.content)
         except OSError as exc:
             # The publish is committed and served; a full or read-only disk must not undo it.
             log.error("bundle %d published but not written to %s: %s",

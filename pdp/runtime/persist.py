@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from pdp.bundle.atomic import write_atomically
 
 BUNDLE_FILE = "bundle.tar.gz"
 
@@ -38,20 +39,7 @@ class BundleStore:
     def save(self, data: bytes, *, confirmed_at: float) -> None:
         """Replace the persisted bundle with ``data`` atomically and durably."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".bundle-", suffix=".tmp", dir=self.directory)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.utime(tmp, (confirmed_at, confirmed_at))
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        self._sync_directory()
+        write_atomically(self.path, data, mtime=confirmed_at)
 
     def touch(self, confirmed_at: float) -> None:
         """Record that the persisted bundle was confirmed current at ``confirmed_at``."""
@@ -67,11 +55,3 @@ class BundleStore:
         except FileNotFoundError:
             return None
         return PersistedBundle(data=data, confirmed_at=confirmed_at, path=self.path)
-
-    def _sync_directory(self) -> None:
-        # Without this the rename may be lost on power failure even though the data was synced.
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

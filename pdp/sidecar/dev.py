@@ -11,8 +11,6 @@ The source tree is found, in order: ``$PDP_BUILTIN_BUNDLE`` (for installed copie
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import pdp
 from pdp.bundle import JwsSigner, build_bundle
+from pdp.bundle.atomic import write_atomically
 from pdp.bundle.errors import BundleError, KeyringError
 from pdp.bundle.keys import load_private_key, write_key_pair
 from pdp.sidecar.errors import StartupError
@@ -73,18 +72,6 @@ def ensure_dev_key(key_dir: Path) -> tuple[Path, Path]:
     return private, public
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    # A unique temporary name, so concurrent `--dev` starts never read each other's half-file.
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def prepare_dev_bundle(workdir: Path, *, environ: Mapping[str, str], now: float) -> DevBundle:
     """Build and sign the built-in bundle under ``workdir/.pdp``; say where it and its key are."""
     source = builtin_bundle_source(environ)
@@ -106,7 +93,7 @@ def prepare_dev_bundle(workdir: Path, *, environ: Mapping[str, str], now: float)
         out_dir = state / "dev"
         out_dir.mkdir(exist_ok=True)
         bundle = out_dir / "bundle.tar.gz"
-        _write_atomically(bundle, data)
+        write_atomically(bundle, data)
     except BundleError as exc:
         raise StartupError(f"cannot build the built-in bundle from {source}: {exc}") from None
     except OSError as exc:
