@@ -75,10 +75,10 @@ async def _serve_echo(port: int) -> None:
     )
     server = aio.server(options=[("grpc.so_reuseport", 0)])
     handlers = {"ValidateService": handler}
+    # Generic handlers only, as the sidecar registers them (pdp/sidecar/grpc_server.py).
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("policyengine.v1.PolicyEngineService", handlers),)
     )
-    server.add_registered_method_handlers("policyengine.v1.PolicyEngineService", handlers)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print("READY", flush=True)

@@ -41,19 +41,19 @@ _ACTION = re.compile(ACCESS_ACTION_PATTERN.removeprefix("^").removesuffix("$"))
 
 def _endpoint(message: pb.ServiceEndpoint) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if message.url:
-        out["url"] = message.url
-    if message.protocol:
-        out["protocol"] = message.protocol
-    if message.authentication:
-        out["authentication"] = message.authentication
+    if url := message.url:
+        out["url"] = url
+    if protocol := message.protocol:
+        out["protocol"] = protocol
+    if authentication := message.authentication:
+        out["authentication"] = authentication
     return out
 
 
 def _compliance(message: pb.ServiceCompliance) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if message.level:
-        out["level"] = message.level
+    if level := message.level:
+        out["level"] = level
     # Read a repeated field once: each attribute access builds a new container view.
     certifications = message.certifications
     if certifications:
@@ -74,42 +74,42 @@ def _sla(message: pb.ServiceSLA) -> dict[str, Any]:
         out["availability"] = message.availability
     if message.HasField("max_latency"):
         out["max_latency"] = message.max_latency
-    if message.support_level:
-        out["support_level"] = message.support_level
+    if support_level := message.support_level:
+        out["support_level"] = support_level
     return out
 
 
 def _tier(message: pb.PricingTier) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if message.tier:
-        out["tier"] = message.tier
+    if tier := message.tier:
+        out["tier"] = tier
     if message.HasField("rate"):
         out["rate"] = message.rate
-    if message.unit:
-        out["unit"] = message.unit
-    if message.description:
-        out["description"] = message.description
+    if unit := message.unit:
+        out["unit"] = unit
+    if description := message.description:
+        out["description"] = description
     return out
 
 
 def _pricing(message: pb.ServicePricing) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if message.model:
-        out["model"] = message.model
+    if model := message.model:
+        out["model"] = model
     rates = message.rates
     if rates:
         out["rates"] = [_tier(rate) for rate in rates]
-    if message.currency:
-        out["currency"] = message.currency
+    if currency := message.currency:
+        out["currency"] = currency
     return out
 
 
 def _capability(message: pb.ServiceCapability) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if message.name:
-        out["name"] = message.name
-    if message.description:
-        out["description"] = message.description
+    if name := message.name:
+        out["name"] = name
+    if description := message.description:
+        out["description"] = description
     return out
 
 
@@ -119,28 +119,28 @@ def _security(message: pb.SecurityInfo) -> dict[str, Any]:
         out["encryption_at_rest"] = message.encryption_at_rest
     if message.HasField("encryption_in_transit"):
         out["encryption_in_transit"] = message.encryption_in_transit
-    if message.tls_version:
-        out["tls_version"] = message.tls_version
+    if tls_version := message.tls_version:
+        out["tls_version"] = tls_version
     return out
 
 
 def listing_input(request: pb.ValidateServiceRequest) -> tuple[dict[str, Any], bool]:
     """The ``validate_service`` input of ``request`` and whether it is plainly valid."""
     out: dict[str, Any] = {}
-    if request.service_id:
-        out["service_id"] = request.service_id
-    if request.name:
-        out["name"] = request.name
-    if request.version:
-        out["version"] = request.version
-    if request.description:
-        out["description"] = request.description
-    if request.provider_id:
-        out["provider_id"] = request.provider_id
-    if request.category:
-        out["category"] = request.category
-    if request.environment:
-        out["environment"] = request.environment
+    if service_id := request.service_id:
+        out["service_id"] = service_id
+    if name := request.name:
+        out["name"] = name
+    if version := request.version:
+        out["version"] = version
+    if description := request.description:
+        out["description"] = description
+    if provider_id := request.provider_id:
+        out["provider_id"] = provider_id
+    if category := request.category:
+        out["category"] = category
+    if environment := request.environment:
+        out["environment"] = environment
     if request.HasField("endpoint"):
         out["endpoint"] = _endpoint(request.endpoint)
     if request.HasField("compliance"):
@@ -180,43 +180,45 @@ def _plain_id(value: str) -> bool:
 def access_input(request: pb.CheckAccessRequest) -> tuple[dict[str, Any], bool]:
     """The ``check_access`` input of ``request`` and whether it is plainly valid."""
     out: dict[str, Any] = {}
-    if request.user_id:
-        out["user_id"] = request.user_id
-    if request.service_id:
-        out["service_id"] = request.service_id
-    if request.action:
-        out["action"] = request.action
-    if request.context:
-        out["context"] = dict(request.context)
-    plain = (_plain_id(request.user_id) and _plain_id(request.service_id)
-             and _ACTION.fullmatch(request.action) is not None)
+    user_id, service_id, action = request.user_id, request.service_id, request.action
+    if user_id:
+        out["user_id"] = user_id
+    if service_id:
+        out["service_id"] = service_id
+    if action:
+        out["action"] = action
+    if context := request.context:
+        out["context"] = dict(context)
+    plain = (_plain_id(user_id) and _plain_id(service_id)
+             and _ACTION.fullmatch(action) is not None)
     return out, plain
 
 
 def consumption_input(request: pb.ValidateConsumptionRequest) -> tuple[dict[str, Any], bool]:
     """The ``validate_consumption`` input of ``request`` and whether it is plainly valid."""
     out: dict[str, Any] = {}
-    if request.consumer_id:
-        out["consumer_id"] = request.consumer_id
-    if request.service_id:
-        out["service_id"] = request.service_id
-    if request.request_payload:
-        out["request_payload"] = request.request_payload
-    if request.headers:
-        out["headers"] = dict(request.headers)
+    consumer_id, service_id = request.consumer_id, request.service_id
+    if consumer_id:
+        out["consumer_id"] = consumer_id
+    if service_id:
+        out["service_id"] = service_id
+    if request_payload := request.request_payload:
+        out["request_payload"] = request_payload
+    if headers := request.headers:
+        out["headers"] = dict(headers)
     if request.HasField("context"):
         context = request.context
         nested: dict[str, Any] = {}
-        if context.ip_address:
-            nested["ip_address"] = context.ip_address
-        if context.user_agent:
-            nested["user_agent"] = context.user_agent
-        if context.region:
-            nested["region"] = context.region
-        if context.metadata:
-            nested["metadata"] = dict(context.metadata)
+        if ip_address := context.ip_address:
+            nested["ip_address"] = ip_address
+        if user_agent := context.user_agent:
+            nested["user_agent"] = user_agent
+        if region := context.region:
+            nested["region"] = region
+        if metadata := context.metadata:
+            nested["metadata"] = dict(metadata)
         out["context"] = nested
     # A payload over MAX_TEXT_CHARS is valid but makes the total inconclusive: full check then.
-    plain = (_plain_id(request.consumer_id) and _plain_id(request.service_id)
+    plain = (_plain_id(consumer_id) and _plain_id(service_id)
              and request.ByteSize() <= MAX_TEXT_CHARS)
     return out, plain

@@ -67,11 +67,13 @@ def method_handlers(
 
 def _register(server: aio.Server, descriptor: ServiceDescriptor, servicer: object) -> None:
     handlers = method_handlers(descriptor, servicer)
+    # Generic handlers only. grpc.aio keeps one pending "request call" per *registered* method
+    # and waits on all of them (asyncio.wait) for every incoming call: with our ten methods that
+    # cost ~50k instructions per call, far more than the generic lookup registration avoids
+    # (callgrind, docs/benchmarks.md "gRPC").
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),)
     )
-    # Registered methods skip grpc's per-call generic lookup (grpcio >= 1.63).
-    server.add_registered_method_handlers(descriptor.full_name, handlers)
 
 
 class RequestCounter(aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
