@@ -189,7 +189,9 @@ class Sidecar:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS)
         await self._runner.setup()
         host, port = self.settings.http_listen
-        site = self._site = web.TCPSite(self._runner, host, port)
+        site = self._site = web.TCPSite(
+            self._runner, host, port, reuse_port=self.settings.reuse_port or None
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -212,7 +214,8 @@ class Sidecar:
     async def _start_grpc(self, engine: Engine) -> None:
         address = self.settings.grpc_listen
         self._grpc = SidecarGrpcServer(
-            engine, str(address), request_counter=engine.metrics.grpc_requests, clock=self._clock
+            engine, str(address), request_counter=engine.metrics.grpc_requests,
+            reuse_port=self.settings.reuse_port, clock=self._clock,
         )
         port = await self._grpc.start()
         self.grpc_address = ListenAddress(address.host, port)

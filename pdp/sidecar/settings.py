@@ -86,6 +86,10 @@ class RunSettings(BaseModel):
     )
     http_addr: str = Field(default="127.0.0.1:8181", description="HTTP listen address")
     grpc_addr: str = Field(default="127.0.0.1:50051", description="gRPC listen address")
+    reuse_port: bool = Field(
+        default=False,
+        description="let several pdp run workers share the HTTP and gRPC ports (SO_REUSEPORT)",
+    )
     watch_debounce_ms: int = Field(
         default=200, ge=1, description="milliseconds file changes are gathered before a reload"
     )
