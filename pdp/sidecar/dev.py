@@ -88,7 +88,7 @@ def prepare_dev_bundle(workdir: Path, *, environ: Mapping[str, str], now: float)
             signer=signer,
             revision=DEV_REVISION,
             sequence=1,
-            created_at=datetime.fromtimestamp(now, tz=UTC),
+            created_at=datetime.fromtimestamp(_source_time(source, default=now), tz=UTC),
         )
         out_dir = state / "dev"
         out_dir.mkdir(exist_ok=True)
@@ -99,3 +99,14 @@ def prepare_dev_bundle(workdir: Path, *, environ: Mapping[str, str], now: float)
     except OSError as exc:
         raise StartupError(f"cannot prepare {state} for --dev: {exc}") from None
     return DevBundle(bundle=bundle, verification_key=public, source=source)
+
+
+def _source_time(source: Path, *, default: float) -> float:
+    """When the bundle source last changed (its newest file), ``default`` if it has no files.
+
+    Dated by its source, the dev bundle is byte-identical at every start until the source changes
+    (EdDSA signatures are deterministic), so several ``--dev`` workers sharing a directory rewrite
+    the same bytes instead of handing each other a conflicting bundle of the same sequence.
+    """
+    times = [path.stat().st_mtime for path in source.rglob("*") if path.is_file()]
+    return max(times, default=default)
