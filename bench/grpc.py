@@ -2,15 +2,16 @@
 
 Three measurements, each against a baseline taken in the same invocation (DESIGN §12):
 
-1. **Throughput.** The sidecar's gRPC server (``SidecarGrpcServer`` with the marketplace bundle,
-   signed and verified) and a bare ``grpc.aio`` server answering the same method with a constant
-   response, each pinned to core 0 with ``taskset``; h2load on core 1 sends the same framed
+1. **Throughput.** The sidecar as users run it (``pdp run --dev``: the marketplace bundle built,
+   signed and verified at start, both servers, the gRPC request counter) and a bare ``grpc.aio``
+   server answering the same method with a constant response, each pinned to core 0 with
+   ``taskset``; h2load on core 1 sends the same framed
    ``ValidateServiceRequest`` (the compliant example listing). Target: pdp >= 80% of the echo's
    requests/s.
 2. **Latency at a fixed rate.** 1,000 requests/s to the sidecar on one core from an open-loop
    ``grpc.aio`` client process on the other core (see :func:`latency_at_rate` for why not h2load).
    Target: p99 <= 2 ms.
-3. **Scaling.** Two sidecar workers sharing the port with SO_REUSEPORT (``grpc.so_reuseport``),
+3. **Scaling.** Two ``pdp run --reuse-port`` workers sharing the port (SO_REUSEPORT),
    pinned to cores 0 and 1, vs one worker on core 0, the same unpinned h2load against both (with
    two cores, the load generator shares them with the two workers). Target: >= 1.7x.
 
@@ -40,6 +41,7 @@ import sys
 import tempfile
 import time
 import timeit
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -85,33 +87,6 @@ async def _serve_echo(port: int) -> None:
     await server.wait_for_termination()
 
 
-async def _serve_pdp(port: int, reuse_port: bool) -> None:
-    from prometheus_client import CollectorRegistry
-
-    from pdp.bundle import JwsSigner, build_bundle, generate_private_key, public_pem
-    from pdp.runtime import Engine, RuntimeConfig
-    from pdp.sidecar.grpc_server import SidecarGrpcServer
-
-    with tempfile.TemporaryDirectory(prefix="pdp-bench-grpc-") as raw:
-        work = Path(raw)
-        key = generate_private_key()
-        (work / "bench.pem").write_bytes(public_pem(key))
-        bundle = work / "bundle.tar.gz"
-        bundle.write_bytes(build_bundle(
-            ROOT / "bundles" / "marketplace", signer=JwsSigner(key, "bench"),
-            revision="bench", sequence=1,
-        ))
-        config = RuntimeConfig(bundle_path=bundle, verification_keys=(work / "bench.pem",))
-        engine = Engine(config, registry=CollectorRegistry())
-        await engine.start()
-        if not await engine.wait_active(10):
-            raise SystemExit(f"bundle did not activate: {engine.status()}")
-        server = SidecarGrpcServer(engine, f"127.0.0.1:{port}", reuse_port=reuse_port)
-        await server.start()
-        print("READY", flush=True)
-        await asyncio.Event().wait()
-
-
 # --- harness -----------------------------------------------------------------------------------
 
 
@@ -135,11 +110,24 @@ def free_port() -> int:
 def start_server(
     kind: str, port: int, core: str, *, reuse_port: bool = False
 ) -> subprocess.Popen[str]:
-    """Start one server process pinned to ``core`` and wait until it serves."""
+    """Start one server process pinned to ``core`` and wait until it serves.
+
+    pdp is the sidecar as users run it: ``pdp run --dev`` (the built-in bundle, built, signed and
+    verified at start; both servers, the gRPC request counter, its HTTP listener on a spare port).
+    """
+    if kind == "pdp":
+        # Each worker's HTTP listener has a port of its own: its readiness is that worker's, not
+        # whichever worker the shared gRPC port happens to reach.
+        http_port = free_port()
+        command = ["taskset", "-c", core, sys.executable, "-m", "pdp", "run", "--dev",
+                   "--grpc-addr", f"127.0.0.1:{port}", "--http-addr", f"127.0.0.1:{http_port}",
+                   "--log-level", "warning", *(["--reuse-port"] if reuse_port else [])]
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, text=True)
+        wait_ready(http_port, process)
+        check_answer(port, kind)
+        return process
     command = ["taskset", "-c", core, sys.executable, __file__, "--serve", kind,
                "--port", str(port)]
-    if reuse_port:
-        command.append("--reuse-port")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -147,6 +135,21 @@ def start_server(
         process.kill()
         raise SystemExit(f"{kind} server did not start: {line!r}")
     return process
+
+
+def wait_ready(http_port: int, process: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """Poll the worker's ``/health/ready`` until it answers 200 (its bundle is active)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"pdp run exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health/ready", timeout=1):
+                return
+        except OSError:  # refused while starting, or 503 (HTTPError) before the bundle is active
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"pdp run was not ready within {timeout} s")
 
 
 def stop(processes: list[subprocess.Popen[str]]) -> None:
@@ -356,16 +359,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16, help="h2load clients per worker")
     parser.add_argument("--streams", type=int, default=8, help="concurrent streams per client")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median kept)")
-    parser.add_argument("--serve", choices=("pdp", "echo"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("echo",), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--paced-client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve == "echo":
         asyncio.run(_serve_echo(args.port))
-        return 0
-    if args.serve == "pdp":
-        asyncio.run(_serve_pdp(args.port, args.reuse_port))
         return 0
     if args.paced_client:
         print(json.dumps(asyncio.run(_paced_client(args.port, 1000, args.duration))))
