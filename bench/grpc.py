@@ -41,7 +41,6 @@ import sys
 import tempfile
 import time
 import timeit
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +138,8 @@ def start_server(
 
 def wait_ready(http_port: int, process: subprocess.Popen[str], timeout: float = 60.0) -> None:
     """Poll the worker's ``/health/ready`` until it answers 200 (its bundle is active)."""
+    import urllib.request  # not at the top: bench/http.py shadows `http` until sys.path is fixed
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
