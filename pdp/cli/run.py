@@ -16,7 +16,6 @@ from pdp.cli.main import EXIT_USAGE
 
 # Options given once per value (`--verification-key a.pem --verification-key keys/`).
 _REPEATABLE = {"verification_key", "revoked_key_ids", "decision_log_mask", "labels"}
-# Options that are switches: present means true.
 _METAVARS = {
     "bundle": "PATH",
     "bundle_url": "URL",
@@ -75,7 +74,7 @@ def register(subparsers: Any) -> None:
     for name, field in RunSettings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         help_text = _help_text(field.description or name, default)
-        if field.annotation is bool:  # every yes/no option is a switch
+        if field.annotation is bool:  # a yes/no option is a switch: present means true
             parser.add_argument(
                 _flag_name(name),
                 dest=name,
