@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -166,10 +168,26 @@ async def test_workers_share_a_port_with_reuse_port(tmp_path: Path) -> None:
         await first.stop(0)
 
 
+async def test_the_decision_log_names_the_grpc_caller(tmp_path: Path) -> None:
+    """With a decision log, each gRPC decision records the peer address it came from."""
+    stream = io.StringIO()
+    under_test = engine_without_bundle(tmp_path, decision_stream=stream)
+    await under_test.engine.start()
+    await under_test.activate_marketplace()
+    async with serving(under_test.engine) as (_, channel):
+        await pb_grpc.PolicyEngineServiceStub(channel).CheckAccess(
+            pb.CheckAccessRequest(user_id="user-456", service_id="svc-1", action="consume"))
+    await under_test.engine.stop()  # flushes the log
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [event["query"] for event in events] == ["check_access"]
+    assert events[0]["caller"].startswith("ipv4:127.0.0.1:")
+
+
 class _BrokenEngine:
     """An engine whose every call fails unexpectedly (a bug), to see how the shell answers."""
 
     active = None
+    decision_log = None
 
     def decide(self, query: str, raw_input: object, *, explain: bool = False,
                caller: str = "") -> dict[str, Any]:

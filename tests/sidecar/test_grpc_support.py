@@ -12,13 +12,13 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from grpc import aio
 from prometheus_client import CollectorRegistry, Counter
 
 from pdp.bundle import JwsSigner, build_bundle, generate_private_key, public_pem
-from pdp.runtime import BundleUpdate, Engine, RuntimeConfig
+from pdp.runtime import BundleUpdate, DecisionLogConfig, Engine, RuntimeConfig
 from pdp.sidecar.grpc_server import SidecarGrpcServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,14 +47,22 @@ class EngineUnderTest:
         await self.engine.activate(BundleUpdate(data=data, source="test"))
 
 
-def engine_without_bundle(tmp_path: Path) -> EngineUnderTest:
-    """A sidecar engine that trusts a freshly generated key and has no bundle yet."""
+def engine_without_bundle(tmp_path: Path, *, decision_stream: TextIO | None = None
+                          ) -> EngineUnderTest:
+    """A sidecar engine that trusts a freshly generated key and has no bundle yet.
+
+    With ``decision_stream`` its decisions are logged there (the ``stdout`` sink).
+    """
     keys = tmp_path / "keys"
     keys.mkdir(exist_ok=True)
     key = generate_private_key()
     (keys / f"{KEY_ID}.pem").write_bytes(public_pem(key))
     registry = CollectorRegistry()
-    engine = Engine(RuntimeConfig(verification_keys=(keys,)), registry=registry, sources=[])
+    config = RuntimeConfig(
+        verification_keys=(keys,),
+        decision_log=DecisionLogConfig(sink="stdout" if decision_stream else "none"),
+    )
+    engine = Engine(config, registry=registry, sources=[], decision_stream=decision_stream)
     return EngineUnderTest(engine, JwsSigner(key, KEY_ID), registry)
 
 
