@@ -55,7 +55,7 @@ METHOD = "/policyengine.v1.PolicyEngineService/ValidateService"
 WARM_UP_S = 2
 
 
-# --- servers (run in child processes: `bench/grpc.py --serve pdp|echo --port N`) ----------------
+# --- the baseline server (a child process: `bench/grpc.py --serve echo --port N`) -----------------
 
 
 async def _serve_echo(port: int) -> None:
