@@ -47,10 +47,10 @@ bench-tools:
 	  { echo "installing wrk and h2load from Debian's packages"; apt-get install -y -q wrk nghttp2-client; }
 
 bench-grpc: venv bench-tools
-	$(BIN)/python bench/grpc.py
+	$(BIN)/python bench/grpc_decisions.py
 
 bench-http: venv bench-tools
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_decisions.py
 
 bench-startup: venv
 	$(BIN)/python bench/startup.py

@@ -19,6 +19,7 @@ import gc
 import math
 import os
 import platform
+import socket
 import statistics
 import sys
 import time
@@ -132,3 +133,27 @@ def machine_summary() -> str:
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {load} at start"
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listened on a moment ago (fine on an idle machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def answers_200(port: int, path: str, body: bytes) -> bool:
+    """POST ``body`` to ``path`` on 127.0.0.1 once; True when the status line says 200.
+
+    A raw socket: a readiness poll needs nothing more, and the load generators are not Python.
+    """
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(request)
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False

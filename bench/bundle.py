@@ -28,15 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-# bench/ holds http.py and grpc.py, which would shadow the standard library's `http` (imported by
-# PyJWT) if bench/ came first on the path; look there last.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [entry for entry in sys.path if entry != _HERE] + [_HERE]
+from _common import machine_summary, render_table
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from _common import machine_summary, render_table  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
-
-from pdp.bundle import (  # noqa: E402
+from pdp.bundle import (
     JwsSigner,
     Keyring,
     Limits,

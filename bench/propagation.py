@@ -31,7 +31,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,15 +42,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-# bench/http.py would shadow the standard library's `http` (which aiohttp imports): this script's
-# directory goes from the front of sys.path to the back, where `_common` is still found.
-if str(Path(__file__).resolve().parent) in sys.path:
-    sys.path.remove(str(Path(__file__).resolve().parent))
-sys.path.append(str(Path(__file__).resolve().parent))
-
 import aiohttp
 import asyncpg
-from _common import machine_summary, percentile, render_table
+from _common import free_port, machine_summary, percentile, render_table
 
 from pdp.bundle import write_key_pair
 
@@ -60,14 +53,6 @@ PDP = [sys.executable, "-m", "pdp"]
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 KEY_ID = "bench-propagation"
 WAITING = re.compile(r"^pdp_control_long_polls_waiting ([0-9.e+]+)$", re.MULTILINE)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def seconds_of(stamp: str) -> float:

@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _common import answers_200, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DECISION_PATH = "/v1/data/policyengine/check_access"
@@ -77,33 +78,6 @@ asyncio.run(main())
 """
 
 
-def free_port() -> int:
-    """A port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def answers_200(port: int) -> bool:
-    """One decision request; True when it is answered with 200.
-
-    A raw socket, because ``bench/http.py`` next to this script shadows the standard library's
-    ``http`` package (the script's directory comes first on sys.path).
-    """
-    body = ENVELOPE.encode()
-    request = (
-        f"POST {DECISION_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(request)
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
-
-
 def rss_mib(pid: int) -> float:
     """Resident set size of ``pid`` in MiB, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -126,7 +100,7 @@ def start_and_time(command: list[str], port: int, cwd: Path,
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = started + 30
-    while not answers_200(port):
+    while not answers_200(port, DECISION_PATH, ENVELOPE.encode()):
         if process.poll() is not None or time.perf_counter() > deadline:
             process.kill()
             raise RuntimeError(f"{command} never answered (exit {process.poll()})")

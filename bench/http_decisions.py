@@ -10,7 +10,7 @@ check_access envelope, from the other core:
 - **fixed rate**: ``h2load --h1`` at 1,000 requests/s over 8 connections for the p99 of a
   server that is not saturated (target p99 <= 10 ms).
 
-    .venv/bin/python bench/http.py [--duration 10] [--rounds 3] [--connections 64]
+    .venv/bin/python bench/http_decisions.py [--duration 10] [--rounds 3] [--connections 64]
 
 Needs ``wrk``, ``h2load`` (``apt-get install -y wrk nghttp2-client``) and ``taskset``. Results
 are printed and written to ``bench/results/http.json``.
@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import answers_200, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DECISION_PATH = "/v1/data/policyengine/check_access"
@@ -71,32 +72,6 @@ app = web.Application()
 app.router.add_post("/{tail:.*}", echo)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
-
-
-def free_port() -> int:
-    """A port that was free a moment ago (good enough for a benchmark on an idle machine)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def answers_200(port: int, path: str, body: bytes) -> bool:
-    """POST ``body`` to ``path`` once and report whether the status line says 200.
-
-    A raw socket, because this file is named ``http.py``: run as a script, it shadows the
-    standard library's ``http`` package for anything (urllib, aiohttp) that imports it.
-    """
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(request)
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 def wait_until_answering(port: int, path: str, body: bytes, timeout: float = 60.0) -> None:
@@ -211,7 +186,7 @@ def main() -> int:
     args = parser.parse_args()
     for tool in ("wrk", "h2load", "taskset"):
         if shutil.which(tool) is None:
-            print(f"bench/http.py needs {tool} (see its docstring)", file=sys.stderr)
+            print(f"bench/http_decisions.py needs {tool} (see its docstring)", file=sys.stderr)
             return 2
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pdp-bench-http-") as tmp:

@@ -21,7 +21,8 @@ The throughput load generator is h2load (nghttp2-client, C, one thread) speaking
 sends the gRPC-framed body with ``content-type: application/grpc``. h2load counts HTTP status
 only, so each server's answer is checked with a real gRPC client before it is measured.
 
-    .venv/bin/python bench/grpc.py [--duration 10] [--connections 16] [--streams 8] [--rounds 3]
+    .venv/bin/python bench/grpc_decisions.py [--duration 10] [--connections 16] [--streams 8]
+        [--rounds 3]
 
 Results are printed and written to ``bench/results/grpc.json``.
 """
@@ -34,20 +35,17 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import timeit
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-# This file is named grpc.py, and Python puts a script's directory first on sys.path: without this,
-# `import grpc` would import this benchmark instead of grpcio.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
+from _common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bundles" / "marketplace" / "examples" / "compliant-listing.json"
@@ -55,7 +53,7 @@ METHOD = "/policyengine.v1.PolicyEngineService/ValidateService"
 WARM_UP_S = 2
 
 
-# --- the baseline server (a child process: `bench/grpc.py --serve echo --port N`) -----------------
+# --- the baseline server (a child process: `bench/grpc_decisions.py --serve echo --port N`) ---
 
 
 async def _serve_echo(port: int) -> None:
@@ -99,13 +97,6 @@ def request_bytes() -> bytes:
     return bytes(message.SerializeToString())
 
 
-def free_port() -> int:
-    """A port the kernel considers free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def start_server(
     kind: str, port: int, core: str, *, reuse_port: bool = False
 ) -> subprocess.Popen[str]:
@@ -138,8 +129,6 @@ def start_server(
 
 def wait_ready(http_port: int, process: subprocess.Popen[str], timeout: float = 60.0) -> None:
     """Poll the worker's ``/health/ready`` until it answers 200 (its bundle is active)."""
-    import urllib.request  # not at the top: bench/http.py shadows `http` until sys.path is fixed
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
