@@ -20,7 +20,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from ports import free_port
 
 ENV_VAR = "PDP_TEST_DATABASE_URL"
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -63,13 +63,6 @@ async def _maintenance_dsn(dsn: str) -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class ThrowawayCluster:
     """A PostgreSQL cluster in a temporary directory, owned by this test session."""
@@ -98,7 +91,7 @@ class ThrowawayCluster:
                 raise RuntimeError("running as root and no 'postgres' user exists") from exc
             os.chown(directory, owner.pw_uid, owner.pw_gid)
             run_as = ["runuser", "-u", "postgres", "--"]
-        cluster = cls(directory=directory, port=_free_port(), run_as=run_as)
+        cluster = cls(directory=directory, port=free_port(), run_as=run_as)
         data = directory / "data"
         cluster._run(["initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
         options = f"-p {cluster.port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,14 +39,6 @@ def make_keys(directory: Path) -> SigningKeys:
     """Write a fresh Ed25519 key pair into `directory`."""
     private, public = write_key_pair(directory, KEY_ID)
     return SigningKeys(private, public)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def settings_for(database_url: str, keys: SigningKeys, **overrides: Any) -> ControlSettings:

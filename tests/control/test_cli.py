@@ -10,7 +10,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from control_support import SigningKeys, bearer, free_port
+from control_support import SigningKeys, bearer
+from ports import free_port
 from process_support import RunningProcess, run_pdp, start, wait_until_ready
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from control_support import MARKETPLACE, SigningKeys, free_port
+from control_support import MARKETPLACE, SigningKeys
+from ports import free_port
 from process_support import RunningProcess, run_pdp, start, wait_until_ready
 
 pytestmark = pytest.mark.slow

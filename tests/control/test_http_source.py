@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from control_support import ApiClient, free_port
+from control_support import ApiClient
+from ports import free_port
 from pytest_aiohttp import AiohttpServer
 
 from pdp.control.auth import Principal, Role

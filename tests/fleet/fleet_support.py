@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from control_support import MARKETPLACE, SigningKeys, free_port
+from control_support import MARKETPLACE, SigningKeys
+from ports import free_port
 from process_support import RunningProcess, run_pdp, start, wait_until_ready
 
 SHORT = aiohttp.ClientTimeout(total=5)

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_port
 from prometheus_client import CollectorRegistry
 from runtime_support import EngineFactory, Signing, sample
-from test_status_report import Intake, eventually, free_port
+from test_status_report import Intake, eventually
 
 from pdp.runtime import BundleUpdate, DecisionLog, DecisionLogConfig, RuntimeMetrics
 from pdp.runtime.http_source import Backoff

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from ports import free_port
 from prometheus_client import CollectorRegistry
 from runtime_support import EngineFactory, FakeClock, Signing, sample
 
@@ -125,14 +125,6 @@ async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(0.01)
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def ready_engine(make_engine: EngineFactory, signing: Signing, **config: Any) -> Engine:

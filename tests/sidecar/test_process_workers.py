@@ -6,24 +6,17 @@ connections between them (SO_REUSEPORT), so one worker can be restarted while th
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import aiohttp
 from grpc import aio
+from ports import free_port
 from test_process_support import CHECK_ACCESS_INPUT, BundleFactory, SidecarProcess
 
 from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
 from pdp._proto.policyengine.v1 import policy_engine_pb2_grpc as pb_grpc
 
 CHECK_ACCESS = "/v1/data/policyengine/check_access"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def worker_args(bundles: BundleFactory, http_port: int, grpc_port: int, *extra: str) -> list[str]:
