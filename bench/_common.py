@@ -16,6 +16,7 @@ Measurement method (the same for every engine, so ratios are fair):
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import platform
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -157,3 +159,21 @@ def answers_200(port: int, path: str, body: bytes) -> bool:
             return sock.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far (all its threads), from /proc.
+
+    A server started through ``taskset`` is the same process (taskset execs), so this is its own.
+    """
+    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_results(name: str, results: object) -> Path:
+    """Write ``results`` as ``bench/results/NAME.json`` (git-ignored) and return the path."""
+    path = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    return path

@@ -45,7 +45,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import free_port
+from _common import cpu_seconds, free_port, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "bundles" / "marketplace" / "examples" / "compliant-listing.json"
@@ -163,12 +163,6 @@ def check_answer(port: int, kind: str) -> None:
         answer = call(request_bytes(), timeout=5)
     if not answer.compliant or (kind == "pdp" and not answer.decision_id):
         raise SystemExit(f"{kind} answered unexpectedly: {answer}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (from /proc; taskset execs, so it is Python's)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def h2load(
@@ -401,9 +395,7 @@ def main() -> int:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     print(json.dumps(summary, indent=2))
-    results = ROOT / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "grpc.json").write_text(json.dumps(summary, indent=2))
+    write_results("grpc", summary)
     return 0
 
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import answers_200, free_port
+from _common import answers_200, cpu_seconds, free_port, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 DECISION_PATH = "/v1/data/policyengine/check_access"
@@ -99,12 +99,6 @@ def run_wrk(
     result: dict[str, Any] = json.loads(match.group(0))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (from /proc; taskset execs, so it is Python's)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 FIXED_RATE = 1000
@@ -219,13 +213,11 @@ def main() -> int:
     p99_ms = statistics.median(r["pdp"]["fixed_rate"]["p99_us"] for r in rounds) / 1000
     print(f"median pdp / echo = {ratio:.2f} (target >= 0.80); median pdp p99 at {FIXED_RATE} "
           f"req/s = {p99_ms:.2f} ms (target <= 10 ms)")
-    results = ROOT / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
     summary = {"rounds": rounds, "median_ratio": ratio, "median_cpu_ratio": cpu_ratio,
                "median_pdp_p99_ms": p99_ms,
                "connections": args.connections, "duration_s": args.duration,
                "cpu_count": os.cpu_count()}
-    (results / "http.json").write_text(json.dumps(summary, indent=2))
+    write_results("http", summary)
     failures = sum(r["pdp"]["errors"] + r["pdp"]["non2xx"] + r["pdp"]["fixed_rate"]["failed"]
                    for r in rounds)
     return 0 if ratio >= 0.8 and p99_ms <= 10 and failures == 0 else 1

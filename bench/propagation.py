@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -44,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
-from _common import free_port, machine_summary, percentile, render_table
+from _common import cpu_seconds, free_port, machine_summary, percentile, render_table, write_results
 
 from pdp.bundle import write_key_pair
 
@@ -68,8 +67,7 @@ class ProcessUsage:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def memory_mib(self) -> tuple[float, float]:
         """(current RSS, peak RSS) in MiB."""
@@ -311,9 +309,7 @@ def main() -> int:
     args = parser.parse_args()
     result = asyncio.run(run(args))
     print(report(result))
-    results = ROOT / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "propagation.json").write_text(json.dumps(result, indent=2))
+    write_results("propagation", result)
     return 0
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import answers_200, free_port
+from _common import answers_200, cpu_seconds, free_port, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 DECISION_PATH = "/v1/data/policyengine/check_access"
@@ -84,13 +84,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time ``pid`` has used so far (all its threads), from /proc."""
-    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_and_time(command: list[str], port: int, cwd: Path,
@@ -223,9 +216,7 @@ def main() -> int:
         other = contenders[2].summary()
         summary["against"] = {"tree": str(args.against), **other,
                               "rss_ratio": report(contenders[2].label, other, baseline, args.runs)}
-    results = ROOT / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "startup.json").write_text(json.dumps(summary, indent=2))
+    write_results("startup", summary)
     return 0 if ratio <= 1.2 and pdp["max_first_answer_s"] <= 1.0 else 1
 
 
