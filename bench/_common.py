@@ -11,6 +11,9 @@ Measurement method (the same for every engine, so ratios are fair):
   in machine load during the run affects all of them alike;
 - samples cycle through the input pool, so the p99 reflects the slowest kinds of input, not only
   scheduler noise. The p99 is therefore "p99 of batch means", stated as such in the report.
+
+The server benchmarks share the process helpers at the end: a free port, a readiness poll, a
+process's CPU time from /proc, stopping a server, and writing ``bench/results/NAME.json``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import json
 import math
 import os
 import platform
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -177,3 +182,13 @@ def write_results(name: str, results: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
     return path
+
+
+def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """SIGTERM and wait (kill after 15 s)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

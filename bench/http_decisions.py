@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import answers_200, cpu_seconds, free_port, write_results
+from _common import answers_200, cpu_seconds, free_port, stop, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 DECISION_PATH = "/v1/data/policyengine/check_access"
@@ -149,12 +148,7 @@ def measure(name: str, command: list[str], port: int, args: argparse.Namespace,
             (cpu_seconds(server.pid) - cpu_before) * 1e6 / max(result["requests"], 1))
         result["fixed_rate"] = run_h2load(url, cwd, duration=args.duration, core=args.client_core)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
     result["server"] = name
     return result
 

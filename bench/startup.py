@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import answers_200, cpu_seconds, free_port, write_results
+from _common import answers_200, cpu_seconds, free_port, stop, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 DECISION_PATH = "/v1/data/policyengine/check_access"
@@ -99,16 +98,6 @@ def start_and_time(command: list[str], port: int, cwd: Path,
             raise RuntimeError(f"{command} never answered (exit {process.poll()})")
         time.sleep(0.005)
     return process, time.perf_counter() - started
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM and wait (kill after 15 s)."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def prebuilt_bundle(python: str, workdir: Path) -> list[str]:
