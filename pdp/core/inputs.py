@@ -236,7 +236,9 @@ def parse_input(query: str, raw: object) -> dict[str, Any]:
     if schema is None:
         raise UnknownQueryError(query, QUERIES)
     try:
-        schema.validate_python(raw)
+        # The adapter's own validate_python only forwards its keyword defaults to the validator,
+        # a quarter of the check's time for a check_access input.
+        schema.validator.validate_python(raw)
     except ValidationError as exc:
         raise InputValidationError(field_errors(exc)) from None
     return raw if type(raw) is dict else dict(raw)  # type: ignore[call-overload]
