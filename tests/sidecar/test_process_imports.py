@@ -57,3 +57,9 @@ def test_help_still_lists_every_command() -> None:
                             text=True, timeout=60, check=True)
     for command in ("keygen", "bundle", "test", "eval", "run", "control", "admin"):
         assert command in result.stdout
+
+
+def test_yaml_loads_only_to_build_a_bundle(run_dev_modules: set[str]) -> None:
+    """Importing the sidecar does not load PyYAML: only a bundle build (`--dev`, at start-up)
+    reads YAML policy files, so a sidecar serving a built bundle never pays for it."""
+    assert "yaml" not in run_dev_modules
