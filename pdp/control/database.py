@@ -17,8 +17,27 @@ from pdp.core import FieldError
 # Valid JSON, but PostgreSQL text and jsonb cannot hold NUL or lone UTF-16 surrogates.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
+
+class ServerRefusedConnection(Exception):
+    """PostgreSQL answered but would not open a connection.
+
+    For example the database does not exist or does not accept connections, there are too many
+    clients, or the credentials are refused. asyncpg raises the server's error class for these,
+    the same classes a failing statement raises; this type tells the two apart.
+    """
+
+
+async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """``asyncpg.connect`` that raises :class:`ServerRefusedConnection` when the server says no."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except asyncpg.PostgresError as exc:
+        raise ServerRefusedConnection(str(exc)) from exc
+
+
 # The exceptions that mean "the database is not there", as opposed to a bad statement: it cannot
-# be reached, the connection broke, or the server is shutting down or restarting.
+# be reached, it refused a new connection, the connection broke, or the server is shutting down
+# or restarting.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
@@ -26,6 +45,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
+    ServerRefusedConnection,
     # A connection cut mid-protocol can also surface as asyncpg's own state error.
     asyncpg.exceptions.InternalClientError,
 )
@@ -44,13 +64,14 @@ async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
     """Open a pool on `dsn`, applying pending migrations first unless `migrate` is false."""
     try:
         if migrate:
-            conn = await asyncpg.connect(dsn, timeout=10)
+            conn = await connect(dsn, timeout=10)
             try:
                 await apply_migrations(conn)
             finally:
                 await conn.close()
         pool: asyncpg.Pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10,
+            connect=connect,
         )
     except CONNECTION_ERRORS as exc:
         raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc

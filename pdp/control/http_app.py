@@ -48,10 +48,11 @@ async def ready(request: web.Request) -> web.Response:
         async with plane.pool.acquire(timeout=2) as conn:
             migrated = await migrations_complete(conn)
     except CONNECTION_ERRORS as exc:
-        return json_response({"status": "unavailable", "database": str(exc)}, status=503)
+        return json_response({"status": "unavailable", "database": str(exc),
+                              "listening": plane.feed.listening}, status=503)
     if not migrated:
-        return json_response({"status": "unavailable", "database": "migrations pending"},
-                             status=503)
+        return json_response({"status": "unavailable", "database": "migrations pending",
+                              "listening": plane.feed.listening}, status=503)
     latest = plane.feed.latest
     listening = plane.feed.listening
     return json_response({

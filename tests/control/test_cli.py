@@ -109,6 +109,18 @@ async def test_control_with_an_unreachable_database_exits_1(keys: SigningKeys,
     assert "Traceback" not in err
 
 
+async def test_control_on_a_database_that_does_not_exist_exits_1(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """A server that answers but refuses the connection is reported with its reason."""
+    missing = database_url.rsplit("/", 1)[0] + "/pdp_no_such_database"
+    code, _, err = await run_pdp(
+        "control", "--database-url", missing,
+        "--signing-key", str(keys.private), "--key-id", keys.key_id, cwd=tmp_path)
+    assert code == 1 and "cannot connect to PostgreSQL" in err
+    assert 'database "pdp_no_such_database" does not exist' in err
+    assert "Traceback" not in err
+
+
 async def test_policy_list_prints_a_table(control: ControlProcess,
                                           admin_token_file: Path) -> None:
     """People get aligned columns and a count."""

@@ -200,6 +200,36 @@ async def test_readiness_is_503_while_listen_is_lost_and_200_once_it_is_back(
     assert plane.feed.listening
 
 
+async def test_readiness_is_503_naming_the_reason_while_the_database_refuses_connections(
+        expiring: tuple[ControlPlane, ApiClient], database_url: str,
+        postgres_server: PostgresServer) -> None:
+    """With its connections gone and new ones refused, /health/ready answers 503 with
+    PostgreSQL's reason (not a 500), and 200 again once connections are allowed."""
+    _, client = expiring
+    admin = await asyncpg.connect(postgres_server.maintenance_dsn)
+    name = urlsplit(database_url).path.lstrip("/")
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        # Every connection of the plane goes, so the readiness check must open a new one.
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        reasons = []
+        for _ in range(3):  # the pool first finds its dead connection, then tries a new one
+            answer = await client.get("/health/ready")
+            body = await answer.json()
+            assert answer.status == 503
+            assert body["listening"] is False
+            reasons.append(body["database"])
+        assert any("not currently accepting connections" in reason for reason in reasons)
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    deadline = time.monotonic() + 5.0
+    while (await client.get("/health/ready")).status != 200:
+        assert time.monotonic() < deadline, "readiness never came back"
+        await asyncio.sleep(0.1)
+
+
 @pytest.mark.parametrize("text", ["", "before_commit", "nowhere:5", "before_commit:x",
                                   "after_commit:0", "after_lock:-1", "after_lock:99999"])
 def test_a_malformed_publish_pause_is_a_configuration_error(text: str) -> None:
