@@ -128,7 +128,7 @@ def _flag(request: web.Request, name: str) -> bool:
     return value is not None and value.lower() not in {"false", "0"}
 
 
-def data_handler(target: DataPath) -> Handler:
+def data_handler(target: DataPath) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The ``POST /v1/data/{path}`` handler of one decision path (see :func:`make_app`)."""
 
     async def post_data(request: web.Request) -> web.Response:
@@ -172,7 +172,7 @@ async def post_any_data(request: web.Request) -> web.Response:
     """``POST /v1/data/{path}`` for any other spelling of a path (``/`` around it) or none."""
     handler = _DATA_HANDLERS.get(request.match_info["path"].strip("/"))
     if handler is not None:
-        return await handler(request)  # type: ignore[return-value]
+        return await handler(request)
     await read_json_object(request)  # a body that is not JSON is still a 400
     return json_response({}, pretty=_flag(request, "pretty"))  # OPA: an undefined document
 
