@@ -157,9 +157,12 @@ class Engine:
     # -- decisions -------------------------------------------------------------------------
 
     def decide(self, query: str, raw_input: object, *, explain: bool = False,
-               caller: str = "", trusted_input: bool = False) -> dict[str, Any]:
+               caller: str | Callable[[], str] = "",
+               trusted_input: bool = False) -> dict[str, Any]:
         """Validate ``raw_input`` for ``query`` and decide it on the active bundle.
 
+        ``caller`` names who asked, for the decision log only; a function is called only when a
+        log will record it, so a shell need not look up a peer address nobody reads.
         ``trusted_input`` skips the schema check (``parse_input``): only for a caller that has
         established that ``raw_input`` is a dict the check would accept unchanged, such as the
         gRPC shell for a typed request it has checked (``pdp.sidecar.grpc_inputs``).
@@ -213,7 +216,8 @@ class Engine:
             self.decision_log.record({
                 "decision_id": decision_id, "timestamp": now, "query": query, "input": parsed,
                 "result": result, "revision": active.revision,
-                "latency_ms": round(elapsed * 1000.0, 3), "caller": caller,
+                "latency_ms": round(elapsed * 1000.0, 3),
+                "caller": caller() if callable(caller) else caller,
                 "instance_id": self._status.instance_id,
                 **({"dryrun": dryrun} if dryrun else {})})
         return result

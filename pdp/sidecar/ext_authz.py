@@ -158,9 +158,7 @@ class AuthorizationServicer:
     ) -> authz.CheckResponse:
         """Allow or deny one HTTP request; UNAVAILABLE when no policy can answer."""
         try:
-            # The caller is only written to the decision log; skip the peer lookup without one.
-            caller = context.peer() if self._engine.decision_log is not None else ""
-            decision = self._engine.decide(QUERY, check_input(request), caller=caller)
+            decision = self._engine.decide(QUERY, check_input(request), caller=context.peer)
         except InputValidationError as error:
             return bad_request_response(error)
         return check_response(decision)

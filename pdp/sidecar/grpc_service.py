@@ -68,17 +68,13 @@ class DecisionEngine(Protocol):
         """The active snapshot (``.policy_set``, ``.revision``), or None before the first bundle."""
 
     def decide(
-        self, query: str, raw_input: object, *, explain: bool = False, caller: str = "",
-        trusted_input: bool = False,
+        self, query: str, raw_input: object, *, explain: bool = False,
+        caller: str | Callable[[], str] = "", trusted_input: bool = False,
     ) -> dict[str, Any]:
         """Answer ``query`` for ``raw_input``; raises NotReadyError / InputValidationError.
 
         ``trusted_input``: the caller has checked ``raw_input``, the schema check may be skipped.
         """
-
-    @property
-    def decision_log(self) -> object | None:
-        """Where decisions are logged, or None: then the caller's address is never used."""
 
     def ready(self) -> bool:
         """True when decisions are being answered."""
@@ -231,10 +227,8 @@ class PolicyEngineServicer:
         # A plainly valid typed request skips the core's schema check; any other goes through
         # it, so a refusal names the field exactly as over HTTP (see pdp.sidecar.grpc_inputs).
         raw_input, plainly_valid = typed
-        # The caller is only written to the decision log; skip the peer lookup without one.
-        caller = context.peer() if self._engine.decision_log is not None else ""
         return self._engine.decide(
-            query, raw_input, explain=explain, caller=caller, trusted_input=plainly_valid
+            query, raw_input, explain=explain, caller=context.peer, trusted_input=plainly_valid
         )
 
     @grpc_errors

@@ -141,11 +141,9 @@ def data_handler(target: DataPath) -> Callable[[web.Request], Awaitable[web.Resp
             return json_response({"warning": MISSING_INPUT_WARNING}, pretty=pretty)
         explain = bool(request.query_string) and request.query.get(
             "explain", "off").lower() not in {"off", "false", "0"}
-        engine = request.app[ENGINE]
-        decision = engine.decide(
+        decision = request.app[ENGINE].decide(
             target.query, envelope["input"], explain=explain,
-            # The caller is only written to the decision log; skip the peer lookup without one.
-            caller=f"http:{request.remote or ''}" if engine.decision_log is not None else "",
+            caller=lambda: f"http:{request.remote or ''}",
         )
         answer: dict[str, Any] = {
             "result": target.shape(decision),

@@ -78,6 +78,30 @@ async def test_engine_logs_one_event_per_decision(make_engine: EngineFactory,
     assert logged["latency_ms"] >= 0
 
 
+async def test_a_caller_function_runs_only_when_a_log_records_it(make_engine: EngineFactory,
+                                                                  signing: Signing) -> None:
+    """Shells pass the peer lookup as a function: logged, it names the caller; unlogged (the
+    default), it is never called, so no decision pays for an address nobody reads."""
+    lookups: list[str] = []
+
+    def peer() -> str:
+        lookups.append("looked up")
+        return "ipv4:10.1.2.3:5555"
+
+    stream = io.StringIO()
+    logged = make_engine(decision_log={"sink": "stdout"}, decision_stream=stream)
+    unlogged = make_engine(registry=CollectorRegistry())
+    for engine in (logged, unlogged):
+        await engine.activate(BundleUpdate(signing.bundle(3), source="test"))
+    unlogged.decide("check_access", ACCESS, caller=peer)
+    assert lookups == []
+    logged.decide("check_access", ACCESS, caller=peer)
+    await logged.stop()
+    await unlogged.stop()
+    assert lookups == ["looked up"]
+    assert json.loads(stream.getvalue())["caller"] == "ipv4:10.1.2.3:5555"
+
+
 async def test_masked_fields_leave_the_log_but_not_the_answer(
         make_engine: EngineFactory, signing: Signing) -> None:
     """A masked pointer is erased from the logged input; the caller's data is untouched."""

@@ -187,7 +187,6 @@ class _BrokenEngine:
     """An engine whose every call fails unexpectedly (a bug), to see how the shell answers."""
 
     active = None
-    decision_log = None
 
     def decide(self, query: str, raw_input: object, *, explain: bool = False,
                caller: str = "") -> dict[str, Any]:
