@@ -55,6 +55,14 @@ def validate_policy(raw: object, *, data: dict[str, Any]) -> PolicyDocument:
     return document
 
 
+def check_data(data: dict[str, Any]) -> None:
+    """RequestError naming each bad field if the core would refuse `data` as bundle data."""
+    try:
+        compile_policy_set((), data, revision="validate")
+    except PolicyValidationError as exc:
+        raise RequestError(f"invalid {exc}", exc.errors) from None
+
+
 def parse_decision_input(query: str, raw_input: object) -> dict[str, Any]:
     """The core's checked input for `query`; RequestError / NotFoundError when it is refused."""
     try:
@@ -163,6 +171,10 @@ class Draft:
             self._check_tests(path, document)
         async with self._pool.acquire() as conn, conn.transaction():
             stored = await store.put(conn, path, document, expected_version, actor.actor)
+            if kind == "data":
+                # Checked as the bundle will hold it, inside the transaction: data the core
+                # refuses would otherwise surface later as every policy edit's error.
+                check_data(nest_documents(await store.all_documents(conn)))
             await audit.record(conn, actor=actor.actor, action=f"{kind}.put", target=path,
                                details={"version": stored.version})
         return stored

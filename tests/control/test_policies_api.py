@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -248,6 +249,49 @@ async def test_overlapping_data_paths_are_refused(client: ApiClient,
     answer = await client.put("/v1/data/users/extra", json={}, headers=editor)
     assert answer.status == 400
     assert [e["field"] for e in (await answer.json())["errors"]] == ["path"]
+
+
+async def test_overlapping_data_paths_written_at_once_are_refused_one_of_them(
+        plane: ControlPlane, client: ApiClient, editor: dict[str, str]) -> None:
+    """`a` and `a/x` sent together: one is stored, the other is a 400, and the draft works."""
+    for attempt in range(10):
+        parent, child = f"race{attempt}", f"race{attempt}/x"
+        answers = await asyncio.gather(
+            client.put(f"/v1/data/{parent}", json=5, headers=editor),
+            client.put(f"/v1/data/{child}", json=6, headers=editor))
+        assert sorted(answer.status for answer in answers) == [200, 400]
+    evaluated = await client.post("/v1/evaluate/check_access", json={"input": {
+        "user_id": "user-456", "service_id": "svc-1", "action": "consume"}},
+                                  headers=editor)
+    assert evaluated.status == 200
+
+
+async def test_overlapping_documents_already_stored_are_named_not_a_500(
+        plane: ControlPlane, client: ApiClient, editor: dict[str, str]) -> None:
+    """A database written before overlaps were refused: evaluate says which two paths clash."""
+    await plane.pool.execute(
+        "INSERT INTO data_documents (path, document, version, updated_by)"
+        " VALUES ('old', $1, 1, 'x'), ('old/x', $2, 1, 'x')", 5, 6)
+    answer = await client.post("/v1/evaluate/check_access", json={"input": {
+        "user_id": "user-456", "service_id": "svc-1", "action": "consume"}}, headers=editor)
+    assert answer.status == 400
+    assert "'old' and 'old/x' overlap" in (await answer.json())["message"]
+
+
+async def test_data_the_core_refuses_is_refused_on_the_way_in(
+        plane: ControlPlane, client: ApiClient, editor: dict[str, str]) -> None:
+    """Bundle data is checked as the bundle will hold it: a 400 naming the field, nothing kept."""
+    before = await snapshot(plane.pool)
+    answer = await client.put("/v1/data/roles", json="oops", headers=editor)
+    dangling = await client.put("/v1/data/users", json={"u-1": {"roles": ["nobody"]}},
+                                headers=editor)
+    assert answer.status == 400
+    assert [e["field"] for e in (await answer.json())["errors"]] == ["data.roles"]
+    assert dangling.status == 400
+    assert "unknown role 'nobody'" in (await dangling.json())["message"]
+    assert await snapshot(plane.pool) == before
+    created = await client.post("/v1/policies", json=EU_ONLY, headers=editor)
+    assert created.status == 201
 
 
 async def test_an_invalid_bundle_test_file_is_refused(client: ApiClient,
