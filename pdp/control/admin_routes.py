@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from pdp.control.auth import Permission, Principal
+from pdp.control.database import positive_int
 from pdp.control.draft import policy_spec
 from pdp.control.errors import RequestError
 from pdp.control.http_errors import Handler
@@ -40,14 +41,14 @@ def expected_version(request: web.Request, body: Any = None) -> int | None:
     """The version a write is based on: ``If-Match``, else the body's ``version``, else None."""
     header = request.headers.get("If-Match")
     if header is not None:
-        text = header.strip().removeprefix("W/").strip('"')
-        if not text.isdigit() or int(text) < 1:
+        try:
+            return positive_int(header.strip().removeprefix("W/").strip('"'), "If-Match")
+        except RequestError:
             message = f"If-Match must be a policy version such as \"3\", got {header!r}"
-            raise RequestError(message, [FieldError("If-Match", message)])
-        return int(text)
+            raise RequestError(message, [FieldError("If-Match", message)]) from None
     if isinstance(body, dict) and isinstance(body.get("version"), int):
-        version: int = body["version"]
-        return version
+        # Bounded so a huge number is a 400, not a database error; 0 stays a plain 409.
+        return positive_int(body["version"], "version", minimum=0)
     return None
 
 

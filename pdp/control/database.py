@@ -89,6 +89,27 @@ async def pool_for(dsn: str, **kwargs: Any) -> AsyncIterator[asyncpg.Pool]:
 
 
 
+MAX_BIGINT = 2**63 - 1
+
+
+def positive_int(value: object, field: str, *, minimum: int = 1) -> int:
+    """`value` (a JSON number or the text of a query, path or header) as an integer from
+    `minimum` to what a PostgreSQL bigint holds; RequestError naming `field` otherwise.
+
+    Text must be ASCII digits: ``int()`` would also take "٣" or " 3 ", and a larger number
+    would fail in the database as a server error.
+    """
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        number = int(value)
+    if number is None or not minimum <= number <= MAX_BIGINT:
+        message = f"expected an integer from {minimum} to {MAX_BIGINT}, got {value!r}"
+        raise RequestError(f"invalid {field}: {message}", [FieldError(field, message)])
+    return number
+
+
 def check_storable(value: Any, *, what: str = "the request") -> None:
     """Refuse strings PostgreSQL cannot store (NUL, lone surrogates) anywhere in a JSON value,
     naming each place; without this they would fail deep in the database as a server error."""

@@ -18,7 +18,7 @@ from grpc import aio
 
 from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
 from pdp.control.auth import Permission, Principal, bearer_token
-from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.database import CONNECTION_ERRORS, positive_int
 from pdp.control.draft import parse_decision_input
 from pdp.control.errors import NotPublishedError, RequestError
 from pdp.control.grpc_errors import grpc_errors
@@ -40,10 +40,11 @@ def _policy(record: PolicyRecord) -> pb.Policy:
 def _expected_version(policy: pb.Policy) -> int | None:
     if not policy.version:
         return None
-    if not policy.version.isdigit():
+    try:
+        return positive_int(policy.version, "policy.version")
+    except RequestError:
         message = f"version must be a number such as \"3\", got {policy.version!r}"
-        raise RequestError(message, [FieldError("policy.version", message)])
-    return int(policy.version)
+        raise RequestError(message, [FieldError("policy.version", message)]) from None
 
 
 def _required(value: str, field: str) -> str:

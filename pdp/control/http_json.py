@@ -26,6 +26,10 @@ async def read_json(request: web.Request, *, limit: int = MAX_BODY_BYTES) -> Any
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLargeError(f"request body exceeds {limit} bytes") from None
+    except web.RequestPayloadError as exc:
+        # aiohttp keeps the parser's own error (say, a gzip body that is not gzip) as the cause.
+        reason = getattr(exc.__cause__, "message", None) or str(exc)
+        raise RequestError(f"cannot read the request body: {reason}") from None
     if len(body) > limit:
         raise BodyTooLargeError(f"request body of {len(body)} bytes exceeds {limit}")
     if not body.strip():

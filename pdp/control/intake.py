@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from pdp.control.auth import Permission, Principal
+from pdp.control.database import MAX_BIGINT
 from pdp.control.errors import RequestError
 from pdp.core import FieldError
 
@@ -35,8 +36,9 @@ def _instance_id(value: object, field: str) -> str:
 def check_status_report(report: dict[str, Any]) -> dict[str, Any]:
     """The fields of a status report the fleet view needs, validated."""
     sequence = report.get("sequence")
-    if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)):
-        raise _bad("sequence", "expected an integer or null")
+    if sequence is not None and (not isinstance(sequence, int) or isinstance(sequence, bool)
+                                 or not 0 <= sequence <= MAX_BIGINT):
+        raise _bad("sequence", f"expected an integer from 0 to {MAX_BIGINT} or null")
     revision = report.get("revision")
     if revision is not None and not isinstance(revision, str):
         raise _bad("revision", "expected a string or null")

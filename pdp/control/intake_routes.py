@@ -13,9 +13,8 @@ from aiohttp import web
 
 from pdp.control.admin_routes import PLANE, Route, body_limit, principal
 from pdp.control.auth import Permission
-from pdp.control.database import CONNECTION_ERRORS, check_storable
+from pdp.control.database import CONNECTION_ERRORS, check_storable, positive_int
 from pdp.control.http_json import json_response, read_json, read_json_object
-from pdp.control.publish_routes import positive_int
 
 log = logging.getLogger(__name__)
 

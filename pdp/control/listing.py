@@ -18,6 +18,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pdp.control.database import MAX_BIGINT, positive_int
 from pdp.control.errors import RequestError
 from pdp.core import FieldError
 
@@ -78,11 +79,11 @@ def _decode_page_token(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         prefix, _, number = raw.partition(":")
-        offset = int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        offset = int(number) if number.isascii() and number.isdigit() else -1
+    except (binascii.Error, UnicodeDecodeError):
         offset = -1
         prefix = ""
-    if prefix != "o" or offset < 0:
+    if prefix != "o" or not 0 <= offset <= MAX_BIGINT:
         raise _bad("page_token", "not a page token returned by a previous list")
     return offset
 
@@ -135,12 +136,7 @@ def parse_policy_query(params: Mapping[str, str]) -> PolicyQuery:
     enabled = _parse_bool("enabled", params["enabled"]) if "enabled" in params else None
     page_size = DEFAULT_PAGE_SIZE
     if params.get("page_size"):
-        try:
-            page_size = int(params["page_size"])
-        except ValueError:
-            raise _bad("page_size", f"not an integer: {params['page_size']!r}") from None
-        if page_size < 1:
-            raise _bad("page_size", "must be at least 1")
+        page_size = positive_int(params["page_size"], "page_size")
     offset = _decode_page_token(params["page_token"]) if params.get("page_token") else 0
     order = _parse_order(params["order_by"]) if params.get("order_by") else (("id", False),)
     return PolicyQuery(

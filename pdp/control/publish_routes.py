@@ -6,24 +6,10 @@ from aiohttp import web
 
 from pdp.control.admin_routes import PLANE, Route, body_limit, principal
 from pdp.control.auth import Permission
+from pdp.control.database import positive_int
 from pdp.control.errors import RequestError
 from pdp.control.http_json import json_response, read_json_object
 from pdp.core import FieldError
-
-
-def positive_int(value: object, field: str, *, minimum: int = 1) -> int:
-    """`value` (a query or body value) as an integer of at least `minimum`; RequestError naming
-    `field` otherwise."""
-    if isinstance(value, bool):
-        value = None
-    try:
-        number = int(value) if isinstance(value, int | str) else None
-    except ValueError:
-        number = None
-    if number is None or number < minimum:
-        message = f"expected an integer >= {minimum}, got {value!r}"
-        raise RequestError(f"invalid {field}: {message}", [FieldError(field, message)])
-    return number
 
 
 def _notes(body: dict[str, object]) -> str:

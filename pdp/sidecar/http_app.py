@@ -95,6 +95,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLargeError(f"request body exceeds {limit} bytes") from None
+    except web.RequestPayloadError as exc:
+        # aiohttp keeps the parser's own error (say, a gzip body that is not gzip) as the cause.
+        reason = getattr(exc.__cause__, "message", None) or str(exc)
+        raise MalformedBodyError(f"cannot read the request body: {reason}") from None
     if not body or body.isspace():
         return {}
     try:

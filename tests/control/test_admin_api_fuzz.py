@@ -3,6 +3,7 @@ and a refused body changes nothing."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from control_support import ApiClient, bearer, snapshot
@@ -78,3 +79,51 @@ async def test_unstorable_characters_in_the_url_are_not_a_server_error(
                  "/v1/tests/a%00b", "/v1/decisions?decision_id=a%00b", "/bundles/a%00b"):
         answer = await client.get(path, headers=bearer(tokens[Role.EDITOR]))
         assert 400 <= answer.status < 500, (path, answer.status)
+
+
+TOO_BIG = "99999999999999999999"  # past PostgreSQL's bigint
+
+
+async def test_numbers_past_what_the_database_holds_are_a_400(
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str]) -> None:
+    """Sequences, ids, versions, limits and page offsets too large for a bigint: 4xx, unchanged."""
+    admin = bearer(tokens[Role.ADMIN])
+    token = base64.urlsafe_b64encode(f"o:{TOO_BIG}".encode()).decode().rstrip("=")
+    before = await snapshot(plane.pool)
+    answers = [
+        await client.get(f"/v1/bundles/{TOO_BIG}", headers=admin),
+        await client.get(f"/v1/bundles?before={TOO_BIG}", headers=admin),
+        await client.get(f"/v1/bundles/1/diff/{TOO_BIG}", headers=admin),
+        await client.delete(f"/v1/tokens/{TOO_BIG}", headers=admin),
+        await client.post("/v1/rollback", data=f'{{"sequence": {TOO_BIG}}}'.encode(),
+                          headers={**admin, "Content-Type": "application/json"}),
+        await client.get(f"/v1/policies?page_token={token}", headers=admin),
+        await client.get(f"/v1/policies?page_size={TOO_BIG}", headers=admin),
+        await client.put("/v1/policies/https-required", json={"description": "x"},
+                         headers={**admin, "If-Match": TOO_BIG}),
+        await client.post("/v1/status", json={"instance_id": "x", "state": "fresh",
+                                              "sequence": int(TOO_BIG)},
+                          headers=bearer(tokens[Role.SIDECAR])),
+    ]
+    assert [answer.status for answer in answers] == [400] * len(answers)
+    assert await snapshot(plane.pool) == before
+
+
+async def test_versions_are_ascii_digits(client: ApiClient, tokens: dict[Role, str]) -> None:
+    """int() reads "٣" as 3 and fails on "²"; If-Match takes neither."""
+    for version in ("٣", "²"):
+        answer = await client.put("/v1/policies/https-required", json={"description": "x"},
+                                  headers={**bearer(tokens[Role.EDITOR]), "If-Match": version})
+        assert answer.status == 400, version
+        assert [e["field"] for e in (await answer.json())["errors"]] == ["If-Match"]
+
+
+async def test_a_body_that_claims_gzip_but_is_not_is_a_400(
+        client: ApiClient, tokens: dict[Role, str]) -> None:
+    """A Content-Encoding the body does not match is the client's error."""
+    answer = await client.post("/v1/policies", data=b"garbage", headers={
+        **bearer(tokens[Role.EDITOR]), "Content-Encoding": "gzip",
+        "Content-Type": "application/json"})
+    assert answer.status == 400
+    assert (await answer.json())["message"] == (
+        "cannot read the request body: Can not decode content-encoding: gzip")

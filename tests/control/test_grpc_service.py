@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -210,3 +211,19 @@ async def test_list_filters_and_pages(stub: PolicyEngineServiceStub,
     assert [p.id for p in (*first.policies, *second.policies)] == [
         "restricted-countries", "data-residency-required"]
     assert second.next_page_token == ""
+
+
+async def test_a_version_or_page_token_beyond_any_stored_number_is_invalid_argument(
+        stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """A non-ASCII digit or a number past PostgreSQL's bigint is a bad argument, not INTERNAL."""
+    md = auth(tokens[Role.EDITOR])
+    for version in ("²", "99999999999999999999"):
+        request = pb.UpdatePolicyRequest(
+            policy_id="https-required", policy=pb.Policy(description="x", version=version),
+            update_mask=["description"])
+        code = await _code(lambda s, m, r=request: s.UpdatePolicy(r, metadata=m), stub, md)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, version
+    token = base64.urlsafe_b64encode(b"o:99999999999999999999").decode().rstrip("=")
+    code = await _code(lambda s, m: s.ListPolicies(pb.ListPoliciesRequest(page_token=token),
+                                                   metadata=m), stub, md)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT

@@ -343,3 +343,13 @@ async def test_wrong_method_is_json_405_with_allow(client: Client) -> None:
         assert answer.status == 405
         assert answer.headers["Allow"] == "POST"
         assert (await answer.json())["code"] == "method_not_allowed"
+
+
+async def test_body_that_claims_gzip_but_is_not_is_400(client: Client) -> None:
+    """A body that does not match its Content-Encoding is the client's error, named as such."""
+    async with client.post(CHECK_ACCESS, data=b"garbage",
+                           headers={"Content-Encoding": "gzip"}) as answer:
+        body = await answer.json()
+    assert answer.status == 400
+    assert body["message"] == ("cannot read the request body: "
+                               "Can not decode content-encoding: gzip")
