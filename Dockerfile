@@ -20,7 +20,7 @@ COPY bundles /opt/pdp/share/pdp/bundles
 ENV PATH=/opt/pdp/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PDP_BUILTIN_BUNDLE_DIR=/opt/pdp/share/pdp/bundles/marketplace \
+    PDP_BUILTIN_BUNDLE=/opt/pdp/share/pdp/bundles/marketplace \
     PDP_HEALTH_URL=http://127.0.0.1:8181/health/live
 USER 10001:10001
 WORKDIR /var/lib/pdp

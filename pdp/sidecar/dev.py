@@ -5,8 +5,8 @@ Verification stays on in development: the first `--dev` run creates an Ed25519 k
 ``.gitignore``), and every start builds the bundle from its source tree and signs it with that key.
 So ``make run`` exercises exactly the load path production uses, without any key in the repository.
 
-The source tree is found, in order: ``$PDP_BUILTIN_BUNDLE`` (for installed copies), the packaged
-``pdp/builtin`` directory, then ``bundles/marketplace`` next to the package in a checkout.
+The source tree is ``$PDP_BUILTIN_BUNDLE`` when set (an installed copy: the image sets it to the
+``bundles/marketplace`` it carries), else ``bundles/marketplace`` next to the package in a checkout.
 """
 
 from __future__ import annotations
@@ -42,17 +42,11 @@ def builtin_bundle_source(environ: Mapping[str, str]) -> Path:
     """The built-in bundle's source directory; StartupError names where it looked."""
     override = environ.get(BUILTIN_BUNDLE_ENV)
     package_dir = Path(pdp.__file__).resolve().parent
-    candidates = (
-        [Path(override)]
-        if override
-        else [package_dir / "builtin", package_dir.parent / "bundles" / "marketplace"]
-    )
-    for candidate in candidates:
-        if (candidate / "policies").is_dir():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
+    candidate = Path(override) if override else package_dir.parent / "bundles" / "marketplace"
+    if (candidate / "policies").is_dir():
+        return candidate
     raise StartupError(
-        f"the built-in bundle source was not found (looked in {looked}); "
+        f"the built-in bundle source was not found (no {candidate / 'policies'}); "
         f"set {BUILTIN_BUNDLE_ENV} to a bundle source directory"
     )
 

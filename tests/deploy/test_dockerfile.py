@@ -33,9 +33,8 @@ def _instructions() -> list[tuple[str, str]]:
 
 
 def _build_stage() -> list[tuple[str, str]]:
-    steps = _instructions()
-    starts = [i for i, (keyword, _) in enumerate(steps) if keyword == "FROM"]
-    return steps[starts[0] : starts[1]]
+    starts = _stage_starts()
+    return _instructions()[starts[0] : starts[1]]
 
 
 def test_dockerfile_passes_hadolint() -> None:
@@ -92,3 +91,41 @@ def test_build_stage_steps_install_a_working_pdp(tmp_path: Path) -> None:
         [str(prefix / "bin" / "pdp"), "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.startswith("pdp ")
+    _check_final_stage_finds_the_builtin_bundle(prefix, tmp_path)
+
+
+def _final_stage_env(prefix: Path) -> dict[str, str]:
+    """The final stage's ENV (KEY=VALUE pairs), image paths mapped under `prefix`."""
+    env: dict[str, str] = {}
+    for keyword, args in _instructions()[_stage_starts()[1]:]:
+        if keyword == "ENV":
+            for pair in args.split():
+                key, _, value = pair.partition("=")
+                env[key] = value.replace("/opt/pdp", str(prefix))
+    return env
+
+
+def _stage_starts() -> list[int]:
+    return [i for i, (keyword, _) in enumerate(_instructions()) if keyword == "FROM"]
+
+
+def _check_final_stage_finds_the_builtin_bundle(prefix: Path, tmp_path: Path) -> None:
+    # The final stage copies bundles/ next to the virtualenv and names it in ENV; the installed
+    # package (no checkout beside it) must find the built-in bundle there, for `pdp run --dev`
+    # and for `pdp control`'s seed.
+    for keyword, args in _instructions()[_stage_starts()[1]:]:
+        if keyword == "COPY" and not args.startswith("--from"):
+            source, dest = args.split()
+            shutil.copytree(ROOT / source, Path(dest.replace("/opt/pdp", str(prefix))))
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDP_")}
+    env.update({k: v for k, v in _final_stage_env(prefix).items() if k.startswith("PDP_")})
+    found = subprocess.run(
+        [str(prefix / "bin" / "python"), "-c",
+         "import os; from pdp.sidecar.dev import builtin_bundle_source as b; "
+         "print(b(os.environ))"],
+        cwd=workdir, env=env, capture_output=True, text=True,
+    )
+    assert found.returncode == 0, found.stderr
+    assert Path(found.stdout.strip()) == prefix / "share" / "pdp" / "bundles" / "marketplace"

@@ -77,3 +77,21 @@ def test_pdp_containers_have_health_probes() -> None:
             continue
         for probe in ("readinessProbe", "livenessProbe"):
             assert "/health/" in yaml.safe_dump(container[probe]), (container["name"], probe)
+
+
+def test_pdp_can_read_its_mounted_secrets() -> None:
+    """Kubernetes writes secret files as root; pdp runs as 10001, so it reads them by group.
+
+    That needs the pod's fsGroup to be the container's group and the mode to grant group read.
+    """
+    for deployment in _by_kind("Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        secrets = {volume["name"]: volume["secret"] for volume in pod.get("volumes", [])
+                   if "secret" in volume}
+        for container in pod["containers"]:
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] not in secrets:
+                    continue
+                group = container["securityContext"]["runAsGroup"]
+                assert pod["securityContext"].get("fsGroup") == group, mount["name"]
+                assert secrets[mount["name"]].get("defaultMode", 0o644) & 0o040, mount["name"]
