@@ -103,8 +103,10 @@ class HttpSource:
                     failures = 0
                     if isinstance(event, BundleUpdate):
                         etag = event.etag
-                    # A 304 the server did not hold means it ignores `Prefer: wait`: poll instead.
-                    unheld = isinstance(event, BundleUnchanged) and wait > 0 and not held
+                    # An answer the server did not hold means it ignores `Prefer: wait`: poll
+                    # instead. A 200 counts too: a plain file server without ETags sends the
+                    # whole bundle again at once, every time.
+                    unheld = wait > 0 and not held
                     pause = self._rng.uniform(0.8, 1.2) * self._poll_interval if unheld else 0.0
                 wait = self._wait_seconds
                 if pause > 0:

@@ -203,3 +203,28 @@ async def test_cancelling_the_consumer_leaves_no_request_running(client: ApiClie
     pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()
                and "_fetch" in repr(t.get_coro())]
     assert pending == []
+
+
+async def test_a_file_server_without_etags_is_polled_not_hammered(
+        aiohttp_server: AiohttpServer) -> None:
+    """A server that answers every request with the whole bundle (no ETag, no long poll) is
+    asked again only at the poll interval."""
+    hits: list[float] = []
+
+    async def whole_bundle(request: web.Request) -> web.Response:
+        hits.append(time.monotonic())
+        return web.Response(body=b"bundle")
+
+    app = web.Application()
+    app.router.add_get("/bundles/main", whole_bundle)
+    server = await aiohttp_server(app)
+    source = HttpSource(str(server.make_url("/bundles/main")), poll_interval=0.2,
+                        rng=random.Random(5))
+    reader = Events(source)
+    try:
+        for _ in range(4):
+            assert isinstance(await reader.next(), BundleUpdate)
+    finally:
+        await reader.close()
+    gaps = [b - a for a, b in itertools.pairwise(hits[1:])]
+    assert all(gap >= 0.15 for gap in gaps), gaps
