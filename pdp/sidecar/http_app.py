@@ -172,7 +172,7 @@ _DATA_HANDLERS = {path: data_handler(target) for path, target in DATA_PATHS.item
 
 async def post_any_data(request: web.Request) -> web.Response:
     """``POST /v1/data/{path}`` for any other spelling of a path (``/`` around it) or none."""
-    handler = _DATA_HANDLERS.get(request.match_info["path"].strip("/"))
+    handler = _DATA_HANDLERS.get(request.match_info.get("path", "").strip("/"))
     if handler is not None:
         return await handler(request)
     await read_json_object(request)  # a body that is not JSON is still a 400
@@ -366,6 +366,9 @@ def make_app(
         route = app.router.add_post(f"/v1/data/{path}", handler)
         route_labels[route.resource] = DATA_ROUTE
     app.router.add_post("/v1/data/{path:.*}", post_any_data)
+    # OPA also answers the data root; no query lives there, so it is undefined like any other.
+    root = app.router.add_post("/v1/data", post_any_data)
+    route_labels[root.resource] = DATA_ROUTE
     app.router.add_get("/v1/policies", list_policies)
     app.router.add_get("/v1/policies/{policy_id}", get_policy)
     app.router.add_get("/v1/status", get_status)

@@ -94,6 +94,13 @@ async def test_a_path_with_extra_slashes_is_the_same_query(client: Client) -> No
     assert body["result"]["allowed"] is True
 
 
+async def test_the_data_root_is_an_undefined_document(client: Client) -> None:
+    """`POST /v1/data` exists, as in OPA; no query lives there, so there is no `result`."""
+    status, body = await post_json(client, "/v1/data", {"input": CHECK_ACCESS_INPUT})
+    assert status == 200
+    assert body == {}
+
+
 async def test_an_undefined_path_still_refuses_malformed_json(client: Client) -> None:
     """The body is read before the path is looked up: broken JSON is a 400 anywhere."""
     async with client.post("/v1/data/policyengine/nothing_here", data=b"{") as answer:
@@ -102,11 +109,11 @@ async def test_an_undefined_path_still_refuses_malformed_json(client: Client) ->
 
 async def test_every_decision_path_counts_under_one_route_label(client: Client) -> None:
     """`pdp_http_requests` labels all `/v1/data` requests `/v1/data/{path}`, however routed."""
-    for path in (CHECK_ACCESS, CHECK_ACCESS + "/", "/v1/data/policyengine/allow"):
+    for path in (CHECK_ACCESS, CHECK_ACCESS + "/", "/v1/data/policyengine/allow", "/v1/data"):
         await post_json(client, path, {"input": CHECK_ACCESS_INPUT})
     async with client.get("/metrics") as answer:
         text = await answer.text()
-    assert 'pdp_http_requests_total{code="200",route="/v1/data/{path}"} 3.0' in text
+    assert 'pdp_http_requests_total{code="200",route="/v1/data/{path}"} 4.0' in text
 
 
 async def test_missing_input_key_answers_with_opa_warning(client: Client) -> None:
