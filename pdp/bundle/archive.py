@@ -191,9 +191,14 @@ def _check_member(member: tarfile.TarInfo) -> str | None:
         raise UnsafeArchiveError(
             "special_file", f"{raw}: devices and FIFOs are not allowed", file=raw
         )
-    name = safe_name(raw)
     if member.isdir():
+        # `tar -czf b.tar.gz -C dir .` writes the root directory itself first, as `./` (tarfile
+        # drops the slash). It names no path inside the bundle, so safe_name would refuse it;
+        # only that exact entry is exempt, any other directory's name is checked.
+        if raw not in (".", "./"):
+            safe_name(raw)
         return None
+    name = safe_name(raw)
     if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or member.sparse is not None:
         raise UnsafeArchiveError(
             "special_file", f"{raw}: only regular files and directories are allowed", file=raw
@@ -295,6 +300,11 @@ def read_bundle_files(source: bytes | Path, limits: Limits) -> dict[str, bytes]:
         raise UnsafeArchiveError("archive_invalid", f"{source}: {exc.strerror}") from exc
     if stat.S_ISDIR(info.st_mode):
         return read_directory(source, limits)
+    if not stat.S_ISREG(info.st_mode):
+        # Opening a FIFO blocks until a writer comes, and a device may never end: neither is a
+        # bundle, and a reader stuck in open() would also keep the process from exiting.
+        raise UnsafeArchiveError(
+            "archive_invalid", f"{source}: not a regular file or a directory")
     with open(source, "rb") as handle:
         return read_archive(handle, limits)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +58,67 @@ def timestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def new_manifest(
+    *,
+    revision: str,
+    sequence: int,
+    created_at: float,
+    expires_at: float | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """A manifest from a builder's arguments (times in Unix seconds), or a ManifestError.
+
+    The arguments come from a person (``--revision``, ``SOURCE_DATE_EPOCH``...), so a bad one is
+    refused like a bad ``.manifest`` file, naming the field and the value given.
+    """
+    try:
+        return Manifest(
+            revision=revision,
+            sequence=sequence,
+            roots=DEFAULT_ROOTS,
+            created_at=_checked_timestamp("created_at", created_at),
+            expires_at=(
+                _checked_timestamp("expires_at", expires_at) if expires_at is not None else None
+            ),
+            metadata=dict(metadata or {}),
+        )
+    except ValidationError as exc:
+        raise ManifestError(
+            "manifest_invalid", f"{MANIFEST_FILE}: {_problems(exc, show_input=True)}",
+            file=MANIFEST_FILE,
+        ) from exc
+
+
+def _checked_timestamp(field: str, seconds: float) -> datetime:
+    try:
+        return timestamp(seconds)
+    except (ValueError, OverflowError, OSError) as exc:
+        # datetime holds years 1-9999 only; the platform may refuse less (OSError).
+        shown = f"{seconds:.0f}" if float(seconds).is_integer() else repr(seconds)
+        raise ManifestError(
+            "manifest_invalid",
+            f"{MANIFEST_FILE}: {field}: {shown} seconds since 1970 is not a usable date ({exc})",
+            file=MANIFEST_FILE,
+        ) from exc
+
+
+def _problems(exc: ValidationError, *, show_input: bool = False) -> str:
+    """One line listing each invalid field with pydantic's message (and the value, if asked)."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        problem = f"{where}: {err['msg']}"
+        if show_input:
+            problem += f" (got {_shorten(repr(err['input']))})"
+        problems.append(problem)
+    return "; ".join(problems)
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    # Enough to recognise the value; a message stays one readable line whatever was passed.
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_manifest(raw: bytes, *, file: str = MANIFEST_FILE) -> Manifest:
     """Parse and validate the bytes of a ``.manifest`` file."""
     try:
@@ -72,8 +134,4 @@ def parse_manifest(raw: bytes, *, file: str = MANIFEST_FILE) -> Manifest:
         # never taken for a sequence number.
         return Manifest.model_validate_json(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ManifestError("manifest_invalid", f"{file}: {problems}", file=file) from exc
+        raise ManifestError("manifest_invalid", f"{file}: {_problems(exc)}", file=file) from exc

@@ -43,6 +43,9 @@ DEFAULT_ISSUER = "pdp"
 DEFAULT_SCOPE = "write"
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+# A listed hash, once lower-cased: SHA-256 as hex. Spelled out, not \d or \w, which would let
+# other scripts' digits and letters through to hmac.compare_digest (it refuses non-ASCII str).
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # JOSE header parameters that change how a JWS is to be read (RFC 7515 §4.1.11, RFC 7797): pdp
 # never writes them, and a verifier that ignored them could read another message than was signed.
 _REFUSED_HEADER_PARAMETERS = ("crit", "b64")
@@ -275,7 +278,13 @@ def _check_listing(payload: Mapping[str, Any], digests: Mapping[str, str]) -> No
             )
         if name in expected:
             raise _refuse("signature_malformed", f"{name} is listed twice")
-        expected[name] = entry["hash"].lower()
+        signed_hash = entry["hash"].lower()
+        if not _SHA256_HEX.fullmatch(signed_hash):
+            raise _refuse(
+                "signature_malformed",
+                f"{name}: the signed hash is not {HASH_ALGORITHM} as 64 hex digits",
+            )
+        expected[name] = signed_hash
     for name in sorted(digests):
         if name not in expected:
             raise SignatureError(

@@ -27,10 +27,18 @@ from pdp.bundle.contents import (
     parse_policy_document,
 )
 from pdp.bundle.errors import ContentError
-from pdp.bundle.manifest import DEFAULT_ROOTS, MANIFEST_FILE, Manifest, timestamp
+from pdp.bundle.manifest import MANIFEST_FILE, new_manifest
 from pdp.core import PolicyDocument
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+
+# The most JSON a YAML policy may expand to. Every policy the control plane stores arrived as one
+# admin API body, which DESIGN §10 caps at 1 MiB by default, so no policy the control plane
+# would accept is larger; the shipped policies are under 1 KiB. YAML anchors and aliases cost
+# nothing to parse but expand when the document is serialised and validated: nine levels of ten
+# aliases, under 600 bytes, are 10**9 values (the "billion laughs"). Bounding the expanded size,
+# not the use of aliases, keeps ordinary anchors working.
+MAX_POLICY_EXPANDED_CHARS = 1024 * 1024
 
 
 def read_source_dir(
@@ -51,13 +59,12 @@ def read_source_dir(
     if not root.is_dir():
         raise ContentError("source_invalid", f"{root}: not a directory", file=str(root))
     files, policies, newest = source_files(root, limits)
-    manifest = Manifest(
+    manifest = new_manifest(
         revision=revision,
         sequence=sequence,
-        roots=DEFAULT_ROOTS,
-        created_at=timestamp(created_at if created_at is not None else newest),
-        expires_at=timestamp(expires_at) if expires_at is not None else None,
-        metadata=dict(metadata or {}),
+        created_at=created_at if created_at is not None else newest,
+        expires_at=expires_at,
+        metadata=metadata,
     )
     files[MANIFEST_FILE] = manifest.to_json_bytes()
     return parse_contents(files, parsed=policies)
@@ -149,6 +156,18 @@ def _load_policy(source: str, raw: bytes) -> object:
         raise ContentError(
             "policy_invalid", f"{source}: not valid YAML ({exc})", file=source
         ) from exc
+    except RecursionError as exc:
+        # PyYAML composes nested collections recursively; JSON files get the same refusal.
+        raise ContentError(
+            "policy_invalid", f"{source}: not valid YAML (nested too deeply to parse)", file=source
+        ) from exc
+    if _expands_past(document, MAX_POLICY_EXPANDED_CHARS):
+        raise ContentError(
+            "policy_too_large",
+            f"{source}: expands to more than {MAX_POLICY_EXPANDED_CHARS} characters of JSON "
+            "(YAML aliases repeat what their anchor names each time they are used)",
+            file=source,
+        )
     try:
         json_bytes(document)
     except (TypeError, ValueError) as exc:
@@ -157,3 +176,32 @@ def _load_policy(source: str, raw: bytes) -> object:
             "policy_invalid", f"{source}: holds a value JSON cannot represent ({exc})", file=source
         ) from exc
     return document
+
+
+def _expands_past(document: object, bound: int) -> bool:
+    """Whether ``document`` would serialise to more than ``bound`` characters of JSON.
+
+    ``safe_load`` returns one shared object for every use of an alias, so the document in memory
+    is small; the walk visits it as serialisation and validation will, each alias every time it
+    is used, and counts a lower estimate of the JSON text (a string's characters and quotes, two
+    brackets per collection, one character for any other value). It stops as soon as the bound
+    is passed, so a "billion laughs" costs at most ``bound`` steps. Iterative: depth is no issue.
+    """
+    size = 0
+    pending: list[object] = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            size += len(node) + 2
+        elif isinstance(node, dict):
+            size += 2
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            size += 2
+            pending.extend(node)
+        else:
+            size += 1
+        if size > bound:
+            return True
+    return False

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import tarfile
 import tracemalloc
 from pathlib import Path
 
 import pytest
-from bundle_kit import gzip_bomb, raw_tar, regular
+from bundle_kit import NOW, Keys, bundle_files, gzip_bomb, pack, raw_tar, regular, sign
 
-from pdp.bundle import Limits, UnsafeArchiveError, read_archive, read_directory, write_archive
-from pdp.bundle.archive import safe_name
+from pdp.bundle import (
+    Keyring,
+    Limits,
+    UnsafeArchiveError,
+    load_bundle,
+    read_archive,
+    read_directory,
+    write_archive,
+)
+from pdp.bundle.archive import read_bundle_files, safe_name
 
 MiB = 1024 * 1024
 
@@ -40,6 +51,43 @@ def test_a_leading_dot_slash_is_accepted() -> None:
     assert read_archive(raw_tar(regular("./data.json", b"{}")), Limits()) == {"data.json": b"{}"}
 
 
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs the tar command")
+def test_a_bundle_repacked_with_gnu_tar_loads(keys: Keys, keyring: Keyring, tmp_path: Path) -> None:
+    """`tar -czf b.tar.gz -C dir .` writes a `./` root entry first; the bundle still loads."""
+    built = tmp_path / "built.tar.gz"
+    built.write_bytes(pack(sign(bundle_files(), keys.signer())))
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-xzf", str(built), "-C", str(unpacked)], check=True)
+    repacked = tmp_path / "repack.tar.gz"
+    subprocess.run(["tar", "-czf", str(repacked), "-C", str(unpacked), "."], check=True)
+    with tarfile.open(repacked) as tar:
+        assert tar.getnames()[0] == "."  # the entry this test is about
+    loaded = load_bundle(repacked, keyring, now=NOW)
+    assert loaded.verified
+
+
+@pytest.mark.parametrize("raw", [".", "./"])
+def test_only_a_directory_may_be_named_as_the_root(raw: str) -> None:
+    """A regular file named `.` or `./` is still refused: only the root directory entry is."""
+    with pytest.raises(UnsafeArchiveError) as caught:
+        read_archive(raw_tar(regular(raw, b"{}")), Limits())
+    assert caught.value.reason == "path_invalid"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [("..", "path_traversal"), ("/etc", "path_absolute"), ("./.", "path_invalid")],
+)
+def test_other_directory_entries_keep_their_name_checks(raw: str, reason: str) -> None:
+    """Exempting the `./` root entry does not let any other directory name through."""
+    directory = tarfile.TarInfo(raw)
+    directory.type = tarfile.DIRTYPE
+    with pytest.raises(UnsafeArchiveError) as caught:
+        read_archive(raw_tar((directory, None)), Limits())
+    assert caught.value.reason == reason
+
+
 def test_directory_entries_are_skipped() -> None:
     """Directory members are allowed and produce no file."""
     directory = tarfile.TarInfo("policies")
@@ -62,6 +110,16 @@ def test_a_truncated_archive_is_refused() -> None:
     with pytest.raises(UnsafeArchiveError) as caught:
         read_archive(archive[: len(archive) // 2], Limits())
     assert caught.value.reason == "archive_invalid"
+
+
+def test_a_fifo_given_as_the_bundle_is_refused_without_blocking(tmp_path: Path) -> None:
+    """Opening a FIFO would wait for a writer forever: it is refused as not a bundle."""
+    fifo = tmp_path / "bundle.tar.gz"
+    os.mkfifo(fifo)
+    with pytest.raises(UnsafeArchiveError) as caught:
+        read_bundle_files(fifo, Limits())
+    assert caught.value.reason == "archive_invalid"
+    assert "not a regular file or a directory" in str(caught.value)
 
 
 def test_a_gzip_bomb_is_refused_without_inflating_it() -> None:

@@ -144,3 +144,35 @@ def test_a_payload_with_a_stray_character_does_not_verify(keys: Keys, keyring: K
     with pytest.raises(SignatureError) as caught:
         verify_files(tampered, keyring)
     assert caught.value.reason == "signature_invalid"
+
+
+@pytest.mark.parametrize(
+    "signed_hash",
+    ["é" * 64, "ab" * 10, "z" * 64, "٣" * 64],
+    ids=["non-ASCII", "too short", "not hex", "non-ASCII digits"],
+)
+def test_a_signed_hash_that_is_not_sha256_hex_is_malformed(
+    keys: Keys, keyring: Keyring, signed_hash: str
+) -> None:
+    """A trusted key's listing whose hash is not 64 hex digits is refused, naming the file."""
+    files = bundle_files()
+    payload = signature_payload(files, iat=int(NOW))
+    listed = next(e for e in payload["files"] if e["name"] == "data.json")
+    listed["hash"] = signed_hash
+    signed = files | {SIGNATURES_FILE: json.dumps(
+        {"signatures": [_signed_by_k1(keys, {}, payload)]}).encode()}
+    with pytest.raises(SignatureError) as caught:
+        load_bundle(pack(signed), keyring, now=NOW)
+    assert caught.value.reason == "signature_malformed"
+    assert "data.json" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_signed_hash_in_upper_case_hex_verifies(keys: Keys, keyring: Keyring) -> None:
+    """Hex digits are compared without regard to case, as before the shape check."""
+    files = bundle_files()
+    payload = signature_payload(files, iat=int(NOW))
+    for entry in payload["files"]:
+        entry["hash"] = entry["hash"].upper()
+    signed = files | {SIGNATURES_FILE: json.dumps(
+        {"signatures": [_signed_by_k1(keys, {}, payload)]}).encode()}
+    assert load_bundle(pack(signed), keyring, now=NOW).key_id == "k1"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from bundle_kit import CREATED_AT, DATA, POLICY, json_bytes
 
-from pdp.bundle import ContentError, read_source_dir
+from pdp.bundle import ContentError, ManifestError, read_source_dir
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -89,3 +90,71 @@ def test_a_missing_source_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ContentError) as caught:
         read_source_dir(tmp_path / "absent")
     assert caught.value.reason == "source_invalid"
+
+
+_POLICY_HEAD = (
+    "id: p1\nname: P\ndescription: d\ntype: data_residency\nenabled: true\n"
+    "severity: high\nenforcement: deny\n"
+)
+
+
+def test_a_policy_using_a_few_yaml_anchors_loads_with_them_expanded(tmp_path: Path) -> None:
+    """Anchors and aliases are ordinary YAML: the bundle's JSON repeats what they name."""
+    text = _POLICY_HEAD + (
+        "rule: {blocked_countries: &sanctioned [KP, IR, SY, CU]}\n"
+        "metadata: {owner: &team legal-team, reviewers: [*team], sanctioned: *sanctioned}\n"
+    )
+    root = _tree(tmp_path, {"policies/p1.yaml": text.encode()})
+    contents = read_source_dir(root, created_at=CREATED_AT)
+    stored = json.loads(contents.files["policies/p1.json"])
+    assert stored["metadata"] == {
+        "owner": "legal-team",
+        "reviewers": ["legal-team"],
+        "sanctioned": ["KP", "IR", "SY", "CU"],
+    }
+
+
+def test_yaml_aliases_that_expand_past_the_bound_are_refused(tmp_path: Path) -> None:
+    """A "billion laughs" file (under 1 KiB, 10**9 values once expanded) is refused at once."""
+    levels = ['  a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"  a{n}: &a{n} [{','.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 9)]
+    text = _POLICY_HEAD + "rule: {minimum_locations: 1}\nmetadata:\n" + "\n".join(levels) + "\n"
+    root = _tree(tmp_path, {"policies/laughs.yaml": text.encode()})
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(root, created_at=CREATED_AT)
+    assert caught.value.reason == "policy_too_large"
+    assert str(caught.value).startswith("policies/laughs.yaml: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_yaml_nested_too_deeply_to_parse_is_refused(tmp_path: Path) -> None:
+    """20,000 nested flow sequences are refused naming the file, not with a RecursionError."""
+    root = _tree(tmp_path, {"policies/deep.yaml": b"[" * 20_000 + b"]" * 20_000})
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(root, created_at=CREATED_AT)
+    assert caught.value.reason == "policy_invalid"
+    assert str(caught.value).startswith("policies/deep.yaml: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_revision_over_the_manifest_limit_is_refused_naming_it(tmp_path: Path) -> None:
+    """A 200-character revision is refused as an invalid manifest, showing the value given."""
+    root = _tree(tmp_path, {"policies/p.json": json_bytes(POLICY)})
+    with pytest.raises(ManifestError) as caught:
+        read_source_dir(root, revision="r" * 200, created_at=CREATED_AT)
+    assert caught.value.reason == "manifest_invalid"
+    assert "revision" in str(caught.value) and "r" * 40 in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("field", ["created_at", "expires_at"])
+def test_a_timestamp_no_calendar_can_hold_is_refused_naming_it(
+    tmp_path: Path, field: str
+) -> None:
+    """SOURCE_DATE_EPOCH=99999999999999 (year 3170843) is refused, not a ValueError."""
+    root = _tree(tmp_path, {"policies/p.json": json_bytes(POLICY)})
+    times = {"created_at": float(CREATED_AT), field: 99_999_999_999_999.0}
+    with pytest.raises(ManifestError) as caught:
+        read_source_dir(root, **times)
+    assert caught.value.reason == "manifest_invalid"
+    assert field in str(caught.value) and "99999999999999" in str(caught.value)
