@@ -20,7 +20,19 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o644,
 
     ``mode`` is applied before the rename (``mkstemp`` creates 0600); ``mtime``, when given, sets
     the file's access and modification times (the sidecar stores "last confirmed" there).
+    An ``OSError`` names ``path``, never the temporary file: ``path`` is the name the caller gave
+    and can act on (a missing directory, a directory in the way, permissions).
     """
+    try:
+        _replace_with(path, data, mode=mode, mtime=mtime)
+    except OSError as exc:
+        if exc.errno is None or exc.filename == str(path):
+            raise
+        # OSError(errno, ...) builds the matching subclass (FileNotFoundError, IsADirectoryError).
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _replace_with(path: Path, data: bytes, *, mode: int, mtime: float | None) -> None:
     directory = path.parent
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     temp = Path(temp_name)

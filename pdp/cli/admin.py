@@ -28,67 +28,26 @@ from typing import Any
 
 import yaml
 
+from pdp.cli import _output
+from pdp.cli.admin_client import (
+    BUNDLE_FIELDS,
+    FLEET_FIELDS,
+    POLICY_FIELDS,
+    AdminClient,
+    AdminError,
+    server_url,
+)
+
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-TIMEOUT_SECONDS = 30.0
 # How often `publish --wait` reads the fleet; sidecars report a change within ~0.2 s themselves.
 WAIT_POLL_SECONDS = 0.2
 DEFAULT_WAIT_TIMEOUT = 60.0
 
-
-class AdminError(Exception):
-    """A request the control plane refused, or could not be reached for; ``str()`` is for people."""
-
-    def __init__(self, message: str, *, status: int = 0,
-                 body: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body or {}
-
-
-class AdminClient:
-    """Minimal JSON-over-HTTP client of the admin API."""
-
-    def __init__(self, server: str, token: str) -> None:
-        self._server = server.rstrip("/")
-        self._token = token
-
-    def call(self, method: str, path: str, body: object = None,
-             headers: dict[str, str] | None = None) -> dict[str, Any]:
-        """Send one request; return the JSON answer or raise AdminError."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self._server + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self._token}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-                answer: dict[str, Any] = json.loads(response.read() or b"{}")
-                return answer
-        except urllib.error.HTTPError as exc:
-            raise _refusal(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise AdminError(
-                f"cannot reach the control plane at {self._server}: {reason}") from None
-
-
-def _refusal(exc: urllib.error.HTTPError) -> AdminError:
-    try:
-        body = json.loads(exc.read())
-    except ValueError:
-        body = {}
-    message = body.get("message") if isinstance(body, dict) else None
-    return AdminError(f"HTTP {exc.code}: {message or exc.reason}", status=exc.code,
-                      body=body if isinstance(body, dict) else {})
-
-
 def register(subparsers: Any) -> None:
     """Add ``admin`` and its commands to the ``pdp`` parser."""
     parser = subparsers.add_parser("admin", help="manage policies on the control plane")
-    parser.add_argument("--server", default=os.environ.get("PDP_SERVER", "http://127.0.0.1:8282"),
+    parser.add_argument("--server", type=server_url,
+                        default=os.environ.get("PDP_SERVER", "http://127.0.0.1:8282"),
                         help="control-plane URL (default: $PDP_SERVER or http://127.0.0.1:8282)")
     parser.add_argument("--token-file", type=Path, default=_env_path("PDP_TOKEN_FILE"),
                         help="file holding the bearer token (default: $PDP_TOKEN_FILE)")
@@ -180,7 +139,7 @@ def _policy_list(args: argparse.Namespace, client: AdminClient) -> None:
     while True:
         query = urllib.parse.urlencode({**params, "page_size": "500",
                                         **({"page_token": token} if token else {})})
-        page = client.call("GET", f"/v1/policies?{query}")
+        page = client.call("GET", f"/v1/policies?{query}", expect=("policies",))
         policies.extend(page["policies"])
         token = page.get("next_page_token") or ""
         if not token:
@@ -196,7 +155,8 @@ def _policy_list(args: argparse.Namespace, client: AdminClient) -> None:
 
 
 def _policy_get(args: argparse.Namespace, client: AdminClient) -> None:
-    answer = client.call("GET", f"/v1/policies/{urllib.parse.quote(args.policy_id, safe='')}")
+    answer = client.call("GET", f"/v1/policies/{urllib.parse.quote(args.policy_id, safe='')}",
+                         expect=POLICY_FIELDS)
     if args.json:
         print(json.dumps(answer, indent=2))
         return
@@ -204,16 +164,71 @@ def _policy_get(args: argparse.Namespace, client: AdminClient) -> None:
     print(f"# version {answer['version']}, updated {answer['updated_at']}")
 
 
+def _file_name(path: Path) -> str:
+    return "stdin" if str(path) == "-" else str(path)
+
+
 def _read_documents(path: Path) -> list[dict[str, Any]]:
-    text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    name = _file_name(path)
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AdminError(f"{name}: not UTF-8 text") from None
     try:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        raise AdminError(f"{path}: not valid YAML or JSON: {exc}") from None
+        raise AdminError(f"{name}: not valid YAML or JSON: {exc}") from None
+    except RecursionError:
+        # PyYAML nests recursively: `[[[[...` thousands deep exhausts the stack. A policy is
+        # a few levels deep (the control plane refuses JSON deeper than 64 anyway).
+        raise AdminError(f"{name}: nested too deeply to be a policy file") from None
     for index, document in enumerate(documents):
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
-            raise AdminError(f"{path}: document {index + 1} is not a policy with an 'id'")
+            raise AdminError(f"{name}: document {index + 1} is not a policy with an 'id'")
     return documents
+
+
+def _validate_all(client: AdminClient, path: Path, documents: list[dict[str, Any]]) -> None:
+    """Ask the control plane to validate every document; AdminError naming each invalid one.
+
+    Nothing is applied unless every document is valid, so a file is applied whole or not at all
+    as far as validation can tell (a conflict found while applying can still stop it midway).
+    """
+    invalid: list[tuple[int, str, AdminError]] = []
+    for number, document in enumerate(documents, start=1):
+        try:
+            client.call("POST", "/v1/policies/validate", document, expect=("valid",))
+        except AdminError as exc:
+            if exc.status != 400:  # unreachable, not allowed...: the same for every document
+                raise
+            invalid.append((number, document["id"], exc))
+    if not invalid:
+        return
+    lines = [f"{_file_name(path)}: {len(invalid)} of {len(documents)} documents invalid; "
+             "nothing was applied"]
+    for number, policy_id, refusal in invalid:
+        lines.append(f"  document {number} ({policy_id}): {refusal}")
+        lines.extend(f"    {error.get('field') or '<document>'}: {error.get('message')}"
+                     for error in refusal.body.get("errors") or [])
+    body = {"message": lines[0], "invalid": [{"document": number, "id": policy_id, **refusal.body}
+                                             for number, policy_id, refusal in invalid]}
+    raise AdminError("\n".join(lines), status=400, body=body)
+
+
+def _apply_one(client: AdminClient, document: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Create or update one policy; return the outcome and the control plane's answer."""
+    path = f"/v1/policies/{urllib.parse.quote(document['id'], safe='')}"
+    try:
+        current = client.call("GET", path, expect=POLICY_FIELDS)
+    except AdminError as exc:
+        if exc.status != 404:
+            raise
+        return "created", client.call("POST", "/v1/policies", document, expect=POLICY_FIELDS)
+    # Without a version in the file, guard against a change between our read and our write.
+    version = document.get("version", current["version"])
+    answer = client.call("PUT", path, document, headers={"If-Match": f'"{version}"'},
+                         expect=POLICY_FIELDS)
+    return ("updated" if answer["version"] != current["version"] else "unchanged"), answer
 
 
 def _policy_apply(args: argparse.Namespace, client: AdminClient) -> None:
@@ -221,31 +236,30 @@ def _policy_apply(args: argparse.Namespace, client: AdminClient) -> None:
         documents = _read_documents(args.file)
     except OSError as exc:
         raise AdminError(f"cannot read {args.file}: {exc.strerror}") from None
-    results = []
-    for document in documents:
-        path = f"/v1/policies/{urllib.parse.quote(document['id'], safe='')}"
-        try:
-            current = client.call("GET", path)
-        except AdminError as exc:
-            if exc.status != 404:
-                raise
-            answer = client.call("POST", "/v1/policies", document)
-            results.append(("created", answer))
-            continue
-        # Without a version in the file, guard against a change between our read and our write.
-        version = document.get("version", current["version"])
-        answer = client.call("PUT", path, document, headers={"If-Match": f'"{version}"'})
-        outcome = "updated" if answer["version"] != current["version"] else "unchanged"
-        results.append((outcome, answer))
-    if args.json:
-        print(json.dumps([{"outcome": o, **a} for o, a in results], indent=2))
-        return
-    for outcome, answer in results:
-        print(f"policy {answer['policy']['id']} {outcome} (version {answer['version']})")
+    _validate_all(client, args.file, documents)
+    results: list[dict[str, Any]] = []
+    try:
+        for number, document in enumerate(documents, start=1):
+            try:
+                outcome, answer = _apply_one(client, document)
+            except AdminError as exc:
+                raise AdminError(
+                    f"document {number} ({document['id']}): {exc} ({len(results)} of "
+                    f"{len(documents)} documents applied before it; the rest were not)",
+                    status=exc.status, body=exc.body) from None
+            results.append({"outcome": outcome, **answer})
+            if not args.json:
+                # Printed at once: if a later document fails, what changed is already shown.
+                print(f"policy {answer['policy']['id']} {outcome} (version {answer['version']})",
+                      flush=True)
+    finally:
+        if args.json:
+            print(json.dumps(results, indent=2))
 
 
 def _policy_delete(args: argparse.Namespace, client: AdminClient) -> None:
-    answer = client.call("DELETE", f"/v1/policies/{urllib.parse.quote(args.policy_id, safe='')}")
+    answer = client.call("DELETE", f"/v1/policies/{urllib.parse.quote(args.policy_id, safe='')}",
+                         expect=("id",))
     print(json.dumps(answer, indent=2) if args.json else f"policy {answer['id']} deleted")
 
 
@@ -259,7 +273,7 @@ def _print_bundle(args: argparse.Namespace, answer: dict[str, Any], verb: str) -
 
 def _publish(args: argparse.Namespace, client: AdminClient) -> None:
     started = time.monotonic()
-    answer = client.call("POST", "/v1/publish", {"notes": args.notes})
+    answer = client.call("POST", "/v1/publish", {"notes": args.notes}, expect=BUNDLE_FIELDS)
     if not args.wait:
         _print_bundle(args, answer, "published")
         return
@@ -291,7 +305,7 @@ def _wait_for_fleet(client: AdminClient, bundle: dict[str, Any], *, started: flo
     sequence, revision = bundle["sequence"], bundle["revision"]
     shown: tuple[int, int] | None = None
     while True:
-        fleet = client.call("GET", "/v1/fleet")
+        fleet = client.call("GET", "/v1/fleet", expect=FLEET_FIELDS)
         behind = _behind(fleet, sequence)
         total = fleet["total"]
         elapsed = time.monotonic() - started
@@ -317,12 +331,13 @@ def _wait_for_fleet(client: AdminClient, bundle: dict[str, Any], *, started: flo
 
 
 def _rollback(args: argparse.Namespace, client: AdminClient) -> None:
-    answer = client.call("POST", "/v1/rollback", {"sequence": args.sequence, "notes": args.notes})
+    answer = client.call("POST", "/v1/rollback", {"sequence": args.sequence, "notes": args.notes},
+                         expect=BUNDLE_FIELDS)
     _print_bundle(args, answer, f"rolled back to the content of {args.sequence} as")
 
 
 def _fleet(args: argparse.Namespace, client: AdminClient) -> None:
-    answer = client.call("GET", "/v1/fleet")
+    answer = client.call("GET", "/v1/fleet", expect=FLEET_FIELDS)
     if args.json:
         print(json.dumps(answer, indent=2))
         return
@@ -347,7 +362,8 @@ def _outcome(result: object) -> str:
 def _decisions(args: argparse.Namespace, client: AdminClient) -> None:
     query = {"limit": str(args.limit), **({"decision_id": args.decision_id}
                                            if args.decision_id else {})}
-    answer = client.call("GET", f"/v1/decisions?{urllib.parse.urlencode(query)}")
+    answer = client.call("GET", f"/v1/decisions?{urllib.parse.urlencode(query)}",
+                         expect=("decisions",))
     if args.json:
         print(json.dumps(answer, indent=2))
         return
@@ -368,6 +384,10 @@ def _report(exc: AdminError, *, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen admin command."""
+    return _output.ending_quietly_if_stdout_closes(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         args.handler(args, _client(args))
     except AdminError as exc:

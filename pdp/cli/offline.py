@@ -43,6 +43,7 @@ from pdp.bundle import (
     write_key_pair,
 )
 from pdp.bundle.atomic import write_atomically
+from pdp.bundle.contents import POLICIES_DIR
 from pdp.bundle.keys import check_key_id
 from pdp.bundle.signing import read_signature
 from pdp.cli import _output
@@ -136,19 +137,24 @@ def _refusing(command: str) -> Callable[[Handler], Handler]:
     """Turn the refusals of the layers below into exit code 1 and a message on stderr."""
 
     def decorate(handler: Handler) -> Handler:
-        @wraps(handler)
-        def run(args: argparse.Namespace) -> int:
+        def refused_or_done(args: argparse.Namespace) -> int:
             try:
                 return handler(args)
             except BundleError as exc:
                 _output.refusal(command, exc)
             except (CoreError, _output.Refused) as exc:
                 _output.failure(command, str(exc))
+            except BrokenPipeError:
+                raise  # stdout's reader went away: not a refused input (handled just below)
             except OSError as exc:
                 # A file that cannot be read or written (missing directory, permissions).
                 where = exc.filename if exc.filename is not None else "a file"
                 _output.failure(command, f"{where}: {exc.strerror or exc}")
             return EXIT_REFUSED
+
+        @wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            return _output.ending_quietly_if_stdout_closes(lambda: refused_or_done(args))
 
         return run
 
@@ -173,23 +179,55 @@ def _source_date_epoch() -> float | None:
         raise _output.Refused(f"SOURCE_DATE_EPOCH={raw!r} is not an integer") from None
 
 
+def _read_source(
+    path: Path, *, revision: str = "draft", sequence: int = 1, created_at: float | None = None
+) -> BundleContents:
+    """Read a source directory, refusing one without ``policies/``: such a directory is usually
+    the parent of the source (``bundles`` for ``bundles/marketplace``), and a bundle of zero
+    policies would allow everything. The control plane's ``--seed-dir`` refuses it the same way.
+    """
+    if path.is_dir() and not (path / POLICIES_DIR).is_dir():
+        raise _output.Refused(
+            f"{path}: no {POLICIES_DIR}/ directory found; is this the bundle source directory?"
+        )
+    return read_source_dir(path, revision=revision, sequence=sequence, created_at=created_at)
+
+
 @_refusing("bundle build")
 def _bundle_build(args: argparse.Namespace) -> int:
-    contents = read_source_dir(
+    contents = _read_source(
         args.src_dir,
         revision=args.revision or str(args.sequence),
         sequence=args.sequence,
         created_at=_source_date_epoch(),
     )
-    # A bundle whose tests fail is refused here already, not only when a sidecar loads it.
+    # A bundle whose tests fail is refused here already, with each case, not only when a
+    # sidecar loads it.
     policy_set = compile_contents(contents)
     report = run_tests(policy_set, contents.tests, now=time.time())
     if report.failed:
         _print_report(report)
         raise _output.Refused(f"{len(report.failed)} bundle test(s) failed; nothing written")
-    signer = JwsSigner(load_private_key(args.signing_key), args.key_id, args.alg)
+    private_key = load_private_key(args.signing_key)
+    signer = JwsSigner(private_key, args.key_id, args.alg)
     archive = build_bundle(contents, signer=signer)
-    write_atomically(args.output, archive)
+    # Read the archive back as a sidecar trusting this key would (archive limits such as the
+    # compression ratio, signature, compilation, tests) before it replaces anything at -o: a
+    # bundle that `bundle verify` and `pdp run` refuse is never written, as the control plane's
+    # publisher never stores one.
+    try:
+        load_bundle(archive, Keyring({args.key_id: private_key.public_key()}), now=time.time())
+    except BundleError as exc:
+        raise _output.Refused(
+            f"the bundle built would be refused by `pdp bundle verify` and `pdp run`: {exc} "
+            f"[{exc.reason}]; nothing written"
+        ) from None
+    try:
+        write_atomically(args.output, archive)
+    except OSError as exc:
+        # write_atomically names the path given, not its temporary file.
+        where = exc.filename if exc.filename is not None else args.output
+        raise _output.Refused(f"cannot write {where}: {exc.strerror or exc}") from None
     print(f"built {args.output}")
     _output.print_fields(
         [
@@ -278,7 +316,7 @@ def _is_source_dir(path: Path) -> bool:
 def _contents_of(path: Path) -> BundleContents:
     """A bundle (.tar.gz or bundle directory) or a source directory, parsed but not verified."""
     if _is_source_dir(path):
-        return read_source_dir(path)
+        return _read_source(path)
     return parse_contents(read_bundle_files(path, Limits()))
 
 
@@ -312,15 +350,21 @@ def _eval(args: argparse.Namespace) -> int:
     now = time.time()
     policy_set: PolicySet
     if args.policies is not None:
-        policy_set = compile_contents(read_source_dir(args.policies))
+        policy_set = compile_contents(_read_source(args.policies))
     else:
         keyring = Keyring.from_paths(args.verification_key)
         policy_set = load_bundle(args.bundle, keyring, now=now).policy_set
+    # Timed from the input check to the decision, as the sidecar's engine times it, so that
+    # `pdp eval` prints the same JSON as the HTTP answer (DESIGN §8.5).
+    started = time.monotonic()
     try:
         request = parse_input(args.query, raw_input)
     except InputValidationError as exc:
         raise _output.Refused(f"--input {_input_name(args.input)}: {exc}") from exc
     decision = policy_set.evaluate(args.query, request, now=now, decision_id=str(uuid.uuid4()))
+    metadata = decision.get("metadata")
+    if isinstance(metadata, dict):  # only validate_service's answer carries metadata
+        metadata["validation_duration_ms"] = round((time.monotonic() - started) * 1000.0, 3)
     _output.print_json(decision)
     return EXIT_OK
 

@@ -74,6 +74,8 @@ def register(subparsers: Any) -> None:
     for name, field in RunSettings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         help_text = _help_text(field.description or name, default)
+        if name in _FLAG_NAMES:  # the flag is singular and repeated; the option is a list
+            help_text += f"; {name} in a config file, PDP_{name.upper()} in the environment"
         if field.annotation is bool:  # a yes/no option is a switch: present means true
             parser.add_argument(
                 _flag_name(name),

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 from cli_kit import MARKETPLACE, Pdp
 
 
@@ -161,3 +164,106 @@ def test_verification_key_is_repeatable(
         "--verification-key", tmp_path / "next.pem", "--verification-key", key_dir / "k1.pem",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_build_refuses_a_bundle_that_verify_would_refuse(
+    pdp: Pdp, key_dir: Path, source_copy: Path, tmp_path: Path
+) -> None:
+    """A build whose output a sidecar would refuse (here: it inflates > 100:1) exits 1, writes
+    nothing, and gives the reader's reason."""
+    data_file = source_copy / "data.json"
+    data = json.loads(data_file.read_text())
+    data["padding"] = ["service.read"] * 200_000  # ~3 MiB of one string repeated: gzip > 100:1
+    data_file.write_text(json.dumps(data))
+    out = tmp_path / "big.tar.gz"
+    result = pdp(
+        "bundle", "build", source_copy, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "compression_ratio" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [source_copy]  # no temporary file left behind either
+
+
+def test_build_keeps_an_existing_output_when_the_new_bundle_is_refused(
+    pdp: Pdp, key_dir: Path, marketplace_bundle: Path, source_copy: Path, tmp_path: Path
+) -> None:
+    """A refused build leaves the bundle already at -o as it was (a watching sidecar sees no
+    change)."""
+    out = tmp_path / "main.tar.gz"
+    out.write_bytes(marketplace_bundle.read_bytes())
+    data_file = source_copy / "data.json"
+    data_file.write_text(json.dumps({**json.loads(data_file.read_text()),
+                                     "padding": ["service.read"] * 200_000}))
+    result = pdp(
+        "bundle", "build", source_copy, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1
+    assert out.read_bytes() == marketplace_bundle.read_bytes()
+
+
+def test_build_of_a_directory_without_policies_is_refused(
+    pdp: Pdp, key_dir: Path, tmp_path: Path
+) -> None:
+    """`bundle build bundles` (the parent of the source) exits 1 saying no policies/ was found,
+    rather than signing an empty bundle."""
+    out = tmp_path / "b.tar.gz"
+    result = pdp(
+        "bundle", "build", MARKETPLACE.parent, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1
+    assert "no policies/ directory" in result.stderr and str(MARKETPLACE.parent) in result.stderr
+    assert not out.exists()
+
+
+def test_build_into_a_missing_directory_names_the_path_given(
+    pdp: Pdp, key_dir: Path, tmp_path: Path
+) -> None:
+    """The refusal names the -o path the user typed, not a temporary file."""
+    out = tmp_path / "absent" / "b.tar.gz"
+    result = pdp(
+        "bundle", "build", MARKETPLACE, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1
+    assert f"cannot write {out}: No such file or directory" in result.stderr
+    assert ".tmp" not in result.stderr
+
+
+def test_build_onto_a_directory_names_the_path_given(
+    pdp: Pdp, key_dir: Path, tmp_path: Path
+) -> None:
+    """-o naming an existing directory is refused naming that directory, not a temporary file."""
+    out = tmp_path / "already-a-dir"
+    out.mkdir()
+    result = pdp(
+        "bundle", "build", MARKETPLACE, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1
+    assert f"cannot write {out}: Is a directory" in result.stderr
+    assert ".tmp" not in result.stderr
+    assert list(out.iterdir()) == [] and sorted(tmp_path.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("command", [("inspect", "--json"), ("inspect",), ("verify",)])
+def test_a_reader_that_stops_early_is_not_a_refusal(
+    marketplace_bundle: Path, key_dir: Path, command: tuple[str, ...]
+) -> None:
+    """`pdp bundle inspect|verify ... | head -1`: a closed stdout ends the command quietly, with
+    no "refused" message and no traceback, and exit status 141 (128 + SIGPIPE) as `cat` gets."""
+    action, *options = command
+    keys = ["--verification-key", str(key_dir / "k1.pem")] if action == "verify" else []
+    with subprocess.Popen(
+        [sys.executable, "-m", "pdp", "bundle", action, str(marketplace_bundle), *options, *keys],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the reader is gone before the command prints anything
+        stderr = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert stderr == ""
+    assert code == 141

@@ -115,3 +115,24 @@ def test_eval_of_an_unknown_query_is_a_usage_error(pdp: Pdp) -> None:
 def test_bundle_without_an_action_is_a_usage_error(pdp: Pdp) -> None:
     """`pdp bundle` alone exits 2 with usage."""
     assert pdp("bundle").returncode == 2
+
+
+def test_eval_reports_how_long_validation_took(pdp: Pdp) -> None:
+    """validate_service's metadata.validation_duration_ms is the measured time in milliseconds
+    (a float, as the sidecar's HTTP answer gives it), not a constant 0."""
+    result = pdp("eval", "--policies", MARKETPLACE, "validate_service", "--input", BREAKING)
+    assert result.returncode == 0, result.stderr
+    duration = json.loads(result.stdout)["metadata"]["validation_duration_ms"]
+    assert isinstance(duration, float) and duration >= 0.0
+
+
+def test_a_source_directory_without_policies_is_refused_by_eval_and_test(
+    pdp: Pdp, tmp_path: Path
+) -> None:
+    """`pdp eval --policies` and `pdp test` on a directory with no policies/ exit 1 saying so,
+    instead of answering from (or testing) zero policies."""
+    evaluated = pdp("eval", "--policies", tmp_path, "validate_service", "--input", BREAKING)
+    tested = pdp("test", tmp_path)
+    for result in (evaluated, tested):
+        assert result.returncode == 1
+        assert f"{tmp_path}: no policies/ directory" in result.stderr

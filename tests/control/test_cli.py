@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 from control_support import SigningKeys, bearer
 from ports import free_port
 from process_support import RunningProcess, run_pdp, start, wait_until_ready
@@ -25,6 +26,7 @@ class ControlProcess:
     database_url: str
     workdir: Path
     running: RunningProcess
+    grpc_addr: str
 
 
 async def create_token(database_url: str, role: str, workdir: Path) -> str:
@@ -39,14 +41,14 @@ async def create_token(database_url: str, role: str, workdir: Path) -> str:
 async def control(database_url: str, keys: SigningKeys,
                   tmp_path: Path) -> AsyncIterator[ControlProcess]:
     """`pdp control` on free ports, ready."""
-    http = f"127.0.0.1:{free_port()}"
+    http, grpc = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     running = await start(["control", "--database-url", database_url, "--signing-key",
                            str(keys.private), "--key-id", keys.key_id, "--http-addr", http,
-                           "--grpc-addr", f"127.0.0.1:{free_port()}"],
+                           "--grpc-addr", grpc],
                           tmp_path / "control.log", cwd=tmp_path)
     try:
         await wait_until_ready(f"http://{http}/health/ready", running)
-        yield ControlProcess(f"http://{http}", database_url, tmp_path, running)
+        yield ControlProcess(f"http://{http}", database_url, tmp_path, running, grpc)
     finally:
         code = await running.stop()
     assert code == 0, running.output()
@@ -300,3 +302,108 @@ async def test_a_malformed_test_publish_pause_stops_the_control_plane_with_exit_
                                  cwd=tmp_path, env={"PDP_TEST_PUBLISH_PAUSE": "mid_publish:5"})
     assert code == 2
     assert "PDP_TEST_PUBLISH_PAUSE='mid_publish:5': the point must be one of" in err
+
+
+POLICY_M1 = ("id: qa-m1\nname: M1\ntype: data_residency\nseverity: high\n"
+             "rule: {allowed_countries: [DE, FR]}\n")
+
+
+async def test_apply_validates_every_document_before_applying_any(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """A file whose second document is invalid applies nothing (not even the valid first one),
+    and the error names the invalid document and its field."""
+    text = POLICY_M1 + "---\nid: qa-m2\nname: M2\ntype: security\nrule: {require_https: maybe}\n"
+    code, out, err = await admin(control, admin_token_file, "policy", "apply", "-f", "-",
+                                 stdin=text.encode())
+    assert code == 1 and out == ""
+    assert "stdin: 1 of 2 documents invalid; nothing was applied" in err
+    assert "document 2 (qa-m2): HTTP 400" in err and "rule.require_https:" in err
+    code, _, err = await admin(control, admin_token_file, "policy", "get", "qa-m1")
+    assert code == 1 and "HTTP 404" in err
+
+
+async def _with_stale_version(control: ControlProcess, token_file: Path) -> str:
+    """The seeded https-required policy as YAML, claiming a version it does not have."""
+    code, out, err = await admin(control, token_file, "--json", "policy", "get", "https-required")
+    assert code == 0, err
+    return yaml.safe_dump({**json.loads(out)["policy"], "version": 7})
+
+
+async def test_apply_shows_what_was_applied_before_a_later_failure(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """Each policy is printed as it is applied, so a later refusal (here a version conflict)
+    still shows what changed, and the error says which document failed."""
+    text = POLICY_M1 + "---\n" + await _with_stale_version(control, admin_token_file)
+    code, out, err = await admin(control, admin_token_file, "policy", "apply", "-f", "-",
+                                 stdin=text.encode())
+    assert code == 1
+    assert out.splitlines() == ["policy qa-m1 created (version 1)"]
+    assert "document 2 (https-required): HTTP 409" in err
+    assert "1 of 2 documents applied before it" in err
+
+
+async def test_apply_json_lists_what_was_applied_before_a_later_failure(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """With --json, the documents applied before a failure are still printed as JSON."""
+    text = POLICY_M1 + "---\n" + await _with_stale_version(control, admin_token_file)
+    code, out, _ = await admin(control, admin_token_file, "--json", "policy", "apply", "-f", "-",
+                               stdin=text.encode())
+    assert code == 1
+    assert [(r["outcome"], r["policy"]["id"]) for r in json.loads(out)] == [("created", "qa-m1")]
+
+
+async def test_apply_of_a_file_nested_too_deeply_is_refused_naming_it(tmp_path: Path) -> None:
+    """YAML nested deeper than the parser can follow is refused in one line naming the file,
+    before anything is sent."""
+    token_file, policy = tmp_path / "t", tmp_path / "deep.yaml"
+    await asyncio.to_thread(token_file.write_text, "pdp_x")
+    await asyncio.to_thread(policy.write_text, "labels: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    code, _, err = await run_pdp("admin", "--server", f"http://127.0.0.1:{free_port()}",
+                                 "--token-file", str(token_file), "policy", "apply", "-f",
+                                 str(policy), cwd=tmp_path)
+    assert code == 1
+    assert err == f"pdp admin: {policy}: nested too deeply to be a policy file\n"
+
+
+async def test_a_malformed_server_url_is_a_usage_error(tmp_path: Path) -> None:
+    """--server that is not an http(s) URL exits 2 naming the option, without a traceback."""
+    token_file = tmp_path / "t"
+    await asyncio.to_thread(token_file.write_text, "pdp_x")
+    for server in ("http://[::1", "127.0.0.1:8282", "http://127.0.0.1:99999"):
+        code, _, err = await run_pdp("admin", "--server", server, "--token-file",
+                                     str(token_file), "policy", "list", cwd=tmp_path)
+        assert code == 2, err
+        assert "argument --server" in err and "Traceback" not in err
+
+
+async def test_a_grpc_port_is_not_taken_for_the_control_plane(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """--server at the control plane's gRPC port exits 1: the answer is not its HTTP API."""
+    server = f"http://{control.grpc_addr}"
+    code, _, err = await run_pdp("admin", "--server", server, "--token-file",
+                                 str(admin_token_file), "policy", "list", cwd=control.workdir)
+    assert code == 1
+    assert f"pdp admin: {server}: the answer is not the pdp control plane's API (" in err
+    assert "Traceback" not in err
+
+
+async def test_a_sidecar_is_not_taken_for_the_control_plane(tmp_path: Path) -> None:
+    """--server at a sidecar's HTTP port (which answers 200 with other JSON) exits 1 saying the
+    answer is not the control plane's API, for a listing and for one policy."""
+    http = f"127.0.0.1:{free_port()}"
+    sidecar = await start(["run", "--dev", "--http-addr", http,
+                           "--grpc-addr", f"127.0.0.1:{free_port()}"],
+                          tmp_path / "sidecar.log", cwd=tmp_path)
+    token_file = tmp_path / "t"
+    await asyncio.to_thread(token_file.write_text, "pdp_x")
+    try:
+        await wait_until_ready(f"http://{http}/health/ready", sidecar)
+        for command in (("policy", "list"), ("policy", "get", "https-required")):
+            code, _, err = await run_pdp("admin", "--server", f"http://{http}", "--token-file",
+                                         str(token_file), *command, cwd=tmp_path)
+            assert code == 1, err
+            assert (f"pdp admin: http://{http}: the answer is not the pdp control plane's API ("
+                    in err)
+            assert "Traceback" not in err
+    finally:
+        await sidecar.stop()
