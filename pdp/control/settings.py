@@ -20,7 +20,9 @@ class ControlSettings(BaseModel):
     """Options of the control-plane process: a YAML file, then ``PDP_*`` environment variables,
     then flags (see :func:`load_control_settings`); the field descriptions are the `--help` text."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: every number here is a duration or size that must be finite (and an inf
+    # would also reach the JSON logs, which cannot carry it).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     database_url: str = Field(description="PostgreSQL DSN, e.g. postgresql://user@host/db")
     signing_key: Path = Field(description="private key that signs published bundles")

@@ -15,7 +15,8 @@ StaleAction = Literal["serve", "fail_closed", "fail_open"]
 """What a stale bundle does to decisions (DESIGN §7.3)."""
 
 
-def _check_pointer(pointer: str) -> str:
+def check_pointer(pointer: str) -> str:
+    """`pointer` if it is an RFC 6901 JSON pointer other than "", else ValueError saying why."""
     # RFC 6901: "" is the whole document, otherwise "/"-separated tokens; "~" must be "~0"/"~1".
     if not pointer.startswith("/"):
         raise ValueError(f"JSON pointer {pointer!r} must start with '/'")
@@ -47,7 +48,7 @@ class DecisionLogConfig(BaseModel):
     @field_validator("mask")
     @classmethod
     def _pointers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_pointer(p) for p in value)
+        return tuple(check_pointer(p) for p in value)
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> DecisionLogConfig:

@@ -29,6 +29,7 @@ def environment_options(model: type[BaseModel], environ: Mapping[str, str], *,
     """The options of ``model`` set by ``PDP_<FIELD>`` variables (names case-insensitive, lists
     and mappings as JSON). Raises ``error`` naming the variable whose JSON does not parse."""
     by_name = {key.upper(): (key, value) for key, value in environ.items()}
+    _refuse_near_misses(model, by_name, error)
     options: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         found = by_name.get(ENV_PREFIX + name.upper())
@@ -48,6 +49,21 @@ def environment_options(model: type[BaseModel], environ: Mapping[str, str], *,
     return options
 
 
+def _refuse_near_misses(model: type[BaseModel], by_name: Mapping[str, tuple[str, str]],
+                        error: type[Exception]) -> None:
+    # Other PDP_* variables are not ours to refuse (PDP_CONFIG, PDP_BUILTIN_BUNDLE, another
+    # tool's), but one an "s" away from an option is a typo of it: the flags are singular
+    # (--revoked-key-id) and the options plural, and a PDP_REVOKED_KEY_ID that was silently
+    # ignored would leave a key trusted that its operator meant to revoke.
+    options = {ENV_PREFIX + name.upper() for name in model.model_fields}
+    for upper, (variable, _) in sorted(by_name.items()):
+        if not upper.startswith(ENV_PREFIX) or upper in options:
+            continue
+        for meant in (upper + "S", upper.removesuffix("S")):
+            if meant != upper and meant in options:
+                raise error(f"{variable} is not an option; did you mean {meant}?")
+
+
 def config_file_options(model: type[BaseModel], path: Path, *,
                         error: type[Exception]) -> dict[str, Any]:
     """The options of ``model`` in the YAML file at ``path``; raises ``error`` for an unreadable
@@ -59,8 +75,15 @@ def config_file_options(model: type[BaseModel], path: Path, *,
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise error(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+                    ) from None
     except yaml.YAMLError as exc:
         raise error(f"config file {path} is not valid YAML: {exc}") from None
+    except RecursionError:
+        # PyYAML builds nested collections recursively; `[[[[...` thousands deep exhausts the
+        # stack before any option could be read. No option is nested more than a level or two.
+        raise error(f"config file {path} is nested too deeply to be a config file") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

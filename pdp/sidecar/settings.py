@@ -62,7 +62,9 @@ def parse_listen_address(text: str) -> ListenAddress:
 class RunSettings(BaseModel):
     """Every option of `pdp run`; the field descriptions are the `--help` text."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: every number here is a duration or size that must be finite (and an inf
+    # would also reach the JSON logs, which cannot carry it).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     bundle: Path | None = Field(
         default=None, description="bundle to serve: a .tar.gz or a directory, watched for changes"
@@ -150,6 +152,15 @@ class RunSettings(BaseModel):
         parse_listen_address(value)
         return value
 
+    @field_validator("decision_log_mask")
+    @classmethod
+    def _valid_pointers(cls, value: list[str]) -> list[str]:
+        # Checked here, not first when the decision log is built, so a typo is named like
+        # every other bad option before anything starts.
+        from pdp.runtime.config import check_pointer
+
+        return [check_pointer(pointer) for pointer in value]
+
     @field_validator("labels", mode="before")
     @classmethod
     def _labels(cls, value: object) -> object:
@@ -220,7 +231,9 @@ def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "settings"
-        parts.append(f"{field}: {item['msg']}")
+        # Our validators' own messages, without pydantic's "Value error, " in front.
+        cause = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
+        parts.append(f"{field}: {cause if cause is not None else item['msg']}")
     return "; ".join(parts)
 
 

@@ -44,3 +44,9 @@ def test_a_bad_address_is_refused() -> None:
     """Listen addresses are HOST:PORT."""
     with pytest.raises(ConfigurationError, match="--http-addr"):
         load_control_settings({**REQUIRED, "http_addr": "everywhere"})
+
+
+def test_durations_must_be_finite() -> None:
+    """`inf` is refused naming the flag, as any other bad number is."""
+    with pytest.raises(ConfigurationError, match="--sidecar-expiry: Input should be a finite"):
+        load_control_settings({**REQUIRED, "sidecar_expiry": "inf"})

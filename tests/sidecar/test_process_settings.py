@@ -235,3 +235,57 @@ def test_non_option_pdp_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -
     """PDP_* variables that are not options (PDP_BUILTIN_BUNDLE, ...) are not errors."""
     monkeypatch.setenv("PDP_BUILTIN_BUNDLE", "/somewhere")
     assert load_settings({"dev": True}).dev is True
+
+
+def test_a_config_file_nested_too_deeply_is_refused_naming_it(tmp_path: Path) -> None:
+    """YAML nested deeper than the parser can follow stops `pdp run` with exit 2 and one line
+    naming the file, not a RecursionError traceback."""
+    path = write_config(tmp_path, "labels: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    result = run_pdp("--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"config file {path}" in result.stderr and "nested too deeply" in result.stderr
+
+
+def test_a_variable_an_s_away_from_an_option_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flag is --revoked-key-id, the option revoked_key_ids: PDP_REVOKED_KEY_ID is a typo,
+    and ignoring it would leave trusted a key its operator meant to revoke."""
+    monkeypatch.setenv("PDP_REVOKED_KEY_ID", '["k1"]')
+    with pytest.raises(ConfigError, match="PDP_REVOKED_KEY_ID is not an option; "
+                                          "did you mean PDP_REVOKED_KEY_IDS"):
+        load_settings({"dev": True})
+
+
+def test_help_names_the_option_behind_a_singular_flag() -> None:
+    """--revoked-key-id and --label tell which key and variable set them elsewhere."""
+    result = run_pdp("--help")
+    text = " ".join(result.stdout.split())
+    assert "revoked_key_ids in a config file, PDP_REVOKED_KEY_IDS in the environment" in text
+    assert "labels in a config file, PDP_LABELS in the environment" in text
+
+
+def test_a_config_file_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 stop `pdp run` with exit 2 and one line, not a traceback."""
+    path = tmp_path / "pdp.yaml"
+    path.write_bytes(b"\xff\xfe\x00")
+    result = run_pdp("--config", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"config file {path} is not UTF-8 text" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["shutdown_grace", "status_interval", "max_bundle_age"])
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_durations_must_be_finite(option: str, value: str) -> None:
+    """An infinite grace or interval is refused naming the option (it also cannot be logged
+    as JSON)."""
+    with pytest.raises(ConfigError, match=f"{option}: Input should be a finite number"):
+        load_settings({"dev": True, option: value})
+
+
+def test_a_mask_that_is_not_a_json_pointer_is_refused_like_any_option() -> None:
+    """The decision-log mask is checked with the other options, in one readable line."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"dev": True, "decision_log_mask": ["notapointer"]})
+    assert str(caught.value) == ("invalid configuration: decision_log_mask: "
+                                 "JSON pointer 'notapointer' must start with '/'")
