@@ -134,14 +134,16 @@ def test_inspect_of_something_that_is_not_a_bundle_exits_1(pdp: Pdp, tmp_path: P
 def test_build_into_a_missing_directory_is_refused(
     pdp: Pdp, key_dir: Path, tmp_path: Path
 ) -> None:
-    """An output path whose directory does not exist exits 1 naming it, without a traceback."""
+    """An output path whose directory does not exist exits 1 naming the -o path the user typed
+    (not a temporary file), without a traceback."""
     out = tmp_path / "absent" / "b.tar.gz"
     result = pdp(
         "bundle", "build", MARKETPLACE, "-o", out,
         "--signing-key", key_dir / "k1.key", "--key-id", "k1",
     )
     assert result.returncode == 1
-    assert "absent" in result.stderr and "Traceback" not in result.stderr
+    assert f"cannot write {out}: No such file or directory" in result.stderr
+    assert ".tmp" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_build_with_a_missing_signing_key_is_refused(pdp: Pdp, tmp_path: Path) -> None:
@@ -217,20 +219,6 @@ def test_build_of_a_directory_without_policies_is_refused(
     assert result.returncode == 1
     assert "no policies/ directory" in result.stderr and str(MARKETPLACE.parent) in result.stderr
     assert not out.exists()
-
-
-def test_build_into_a_missing_directory_names_the_path_given(
-    pdp: Pdp, key_dir: Path, tmp_path: Path
-) -> None:
-    """The refusal names the -o path the user typed, not a temporary file."""
-    out = tmp_path / "absent" / "b.tar.gz"
-    result = pdp(
-        "bundle", "build", MARKETPLACE, "-o", out,
-        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
-    )
-    assert result.returncode == 1
-    assert f"cannot write {out}: No such file or directory" in result.stderr
-    assert ".tmp" not in result.stderr
 
 
 def test_build_onto_a_directory_names_the_path_given(

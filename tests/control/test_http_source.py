@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -147,29 +147,39 @@ def test_backoff_grows_by_the_factor_and_is_capped() -> None:
         assert ceiling / 2 <= backoff.delay(failures, rng) <= ceiling
 
 
-async def test_a_server_that_ignores_prefer_wait_is_polled_not_hammered(
-        aiohttp_server: AiohttpServer) -> None:
-    """304s that were not held make the source poll at its interval instead of looping."""
+async def _gaps_between_requests(aiohttp_server: AiohttpServer,
+                                 answer: Callable[[web.Request], web.Response]) -> list[float]:
+    """Seconds between the requests after the first of a source reading four events."""
     hits: list[float] = []
 
-    async def never_changes(request: web.Request) -> web.Response:
+    async def handler(request: web.Request) -> web.Response:
         hits.append(time.monotonic())
-        if request.headers.get("If-None-Match"):
-            return web.Response(status=304)
-        return web.Response(body=b"bundle", headers={"ETag": '"e1"'})
+        return answer(request)
 
     app = web.Application()
-    app.router.add_get("/bundles/main", never_changes)
+    app.router.add_get("/bundles/main", handler)
     server = await aiohttp_server(app)
     source = HttpSource(str(server.make_url("/bundles/main")), poll_interval=0.2,
                         rng=random.Random(5))
     reader = Events(source)
     try:
         for _ in range(4):
-            await reader.next()
+            assert not isinstance(await reader.next(), SourceError)
     finally:
         await reader.close()
-    gaps = [b - a for a, b in itertools.pairwise(hits[1:])]
+    return [b - a for a, b in itertools.pairwise(hits[1:])]
+
+
+async def test_a_server_that_ignores_prefer_wait_is_polled_not_hammered(
+        aiohttp_server: AiohttpServer) -> None:
+    """304s that were not held make the source poll at its interval instead of looping."""
+
+    def never_changes(request: web.Request) -> web.Response:
+        if request.headers.get("If-None-Match"):
+            return web.Response(status=304)
+        return web.Response(body=b"bundle", headers={"ETag": '"e1"'})
+
+    gaps = await _gaps_between_requests(aiohttp_server, never_changes)
     assert all(gap >= 0.15 for gap in gaps), gaps
 
 
@@ -209,22 +219,5 @@ async def test_a_file_server_without_etags_is_polled_not_hammered(
         aiohttp_server: AiohttpServer) -> None:
     """A server that answers every request with the whole bundle (no ETag, no long poll) is
     asked again only at the poll interval."""
-    hits: list[float] = []
-
-    async def whole_bundle(request: web.Request) -> web.Response:
-        hits.append(time.monotonic())
-        return web.Response(body=b"bundle")
-
-    app = web.Application()
-    app.router.add_get("/bundles/main", whole_bundle)
-    server = await aiohttp_server(app)
-    source = HttpSource(str(server.make_url("/bundles/main")), poll_interval=0.2,
-                        rng=random.Random(5))
-    reader = Events(source)
-    try:
-        for _ in range(4):
-            assert isinstance(await reader.next(), BundleUpdate)
-    finally:
-        await reader.close()
-    gaps = [b - a for a, b in itertools.pairwise(hits[1:])]
+    gaps = await _gaps_between_requests(aiohttp_server, lambda _: web.Response(body=b"bundle"))
     assert all(gap >= 0.15 for gap in gaps), gaps
