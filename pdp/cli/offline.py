@@ -365,6 +365,11 @@ def _eval(args: argparse.Namespace) -> int:
     metadata = decision.get("metadata")
     if isinstance(metadata, dict):  # only validate_service's answer carries metadata
         metadata["validation_duration_ms"] = round((time.monotonic() - started) * 1000.0, 3)
+    # Shadow-mode findings never show in the answer (DESIGN §4), so stdout stays the sidecar's
+    # JSON; offline, they are still worth seeing, on stderr.
+    for finding in decision.pop("dryrun", None) or ():
+        print(f"dryrun (not in the answer): {json.dumps(finding, sort_keys=True)}",
+              file=sys.stderr)
     _output.print_json(decision)
     return EXIT_OK
 

@@ -136,3 +136,15 @@ def test_a_source_directory_without_policies_is_refused_by_eval_and_test(
     for result in (evaluated, tested):
         assert result.returncode == 1
         assert f"{tmp_path}: no policies/ directory" in result.stderr
+
+
+def test_dryrun_findings_are_not_in_the_printed_answer(pdp: Pdp, source_copy: Path) -> None:
+    """Shadow mode never shows in the answer, offline as over HTTP; eval notes it on stderr."""
+    policy = source_copy / "policies" / "https-required.yaml"
+    policy.write_text(policy.read_text().replace("enforcement: deny", "enforcement: dryrun"))
+    result = pdp("eval", "--policies", source_copy, "validate_service", "--input", BREAKING)
+    decision = json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert "dryrun" not in decision
+    assert "https-required" not in [v["policy_id"] for v in decision["violations"]]
+    assert "dryrun (not in the answer)" in result.stderr and "https-required" in result.stderr
