@@ -13,7 +13,7 @@ import re
 from aiohttp import web
 
 from pdp.control.admin_routes import PLANE, Route
-from pdp.control.auth import Permission
+from pdp.control.auth import Permission, bearer_token
 from pdp.control.bundle_store import BundleRecord
 from pdp.control.errors import NotFoundError, NotPublishedError
 
@@ -37,6 +37,11 @@ def _etags(header: str | None) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
+def _matches(record: BundleRecord, known: set[str]) -> bool:
+    # RFC 9110 §13.1.2: "*" matches any current representation.
+    return record.etag in known or "*" in known
+
+
 def _bundle_response(record: BundleRecord) -> web.Response:
     return web.Response(
         body=record.content, content_type=CONTENT_TYPE,
@@ -55,18 +60,20 @@ async def get_bundle(request: web.Request) -> web.StreamResponse:
     known = _etags(request.headers.get("If-None-Match"))
     wait = requested_wait(request.headers.get("Prefer"), plane.settings.max_wait_seconds)
     latest = plane.feed.latest
-    current = latest is None or latest.etag in known
-    if current and wait > 0:
-        client_etag = next(iter(known)) if len(known) == 1 else None
+    if (latest is None or _matches(latest, known)) and wait > 0:
+        # Held until the bundle differs from the one the client has (of the ETags it listed,
+        # the current one), or until something is published at all.
         with plane.metrics.long_polls_waiting.track_inprogress():
             latest = await plane.feed.wait_for_change(
-                client_etag if latest is not None else None, wait
-            )
+                latest.etag if latest is not None else None, wait)
+        # The caller was authenticated before the wait, which can last a minute: a token
+        # revoked meanwhile must not receive what was published meanwhile.
+        await plane.tokens.authenticate(bearer_token(request.headers.get("Authorization")))
     if latest is None:
         raise NotPublishedError("nothing has been published yet")
     # Tells clients the wait was honoured, so they long-poll rather than fall back to polling.
     applied = {"Preference-Applied": f"wait={wait:g}"} if wait > 0 else {}
-    if latest.etag in known:
+    if _matches(latest, known):
         plane.metrics.bundle_downloads.labels(status="304").inc()
         return web.Response(status=304, headers={"ETag": latest.etag, **applied})
     plane.metrics.bundle_downloads.labels(status="200").inc()
