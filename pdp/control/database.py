@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -111,14 +112,17 @@ def positive_int(value: object, field: str, *, minimum: int = 1) -> int:
 
 
 def check_storable(value: Any, *, what: str = "the request") -> None:
-    """Refuse strings PostgreSQL cannot store (NUL, lone surrogates) anywhere in a JSON value,
-    naming each place; without this they would fail deep in the database as a server error."""
+    """Refuse what PostgreSQL's jsonb cannot store anywhere in a JSON value, naming each place:
+    strings with NUL or lone surrogates, and numbers that are not finite (``1e400`` parses as
+    infinity). Without this they would fail deep in the database as a server error."""
     errors: list[FieldError] = []
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         path, node = stack.pop()
         if isinstance(node, str) and _UNSTORABLE.search(node):
             errors.append(FieldError(path, "contains a NUL or unpaired surrogate character"))
+        elif isinstance(node, float) and not math.isfinite(node):
+            errors.append(FieldError(path, "a number too large for JSON (or not a number)"))
         elif isinstance(node, dict):
             for key, child in node.items():
                 child_path = f"{path}.{key}" if path else str(key)
@@ -130,5 +134,5 @@ def check_storable(value: Any, *, what: str = "the request") -> None:
                          for i, child in enumerate(node))
     if errors:
         errors.sort()
-        raise RequestError(f"{what} holds characters that cannot be stored: "
+        raise RequestError(f"{what} holds values that cannot be stored: "
                            + "; ".join(str(e) for e in errors), errors)

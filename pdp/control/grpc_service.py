@@ -47,6 +47,14 @@ def _expected_version(policy: pb.Policy) -> int | None:
         raise RequestError(message, [FieldError("policy.version", message)]) from None
 
 
+def _document(policy: pb.Policy) -> dict[str, Any]:
+    try:
+        return convert.policy_from_proto(policy)
+    except ValueError as exc:
+        # protobuf's JSON conversion refuses a Struct number JSON cannot carry (infinity, NaN).
+        raise RequestError(f"invalid policy: {exc}") from None
+
+
 def _required(value: str, field: str) -> str:
     if not value:
         raise RequestError(f"{field} is required", [FieldError(field, "required")])
@@ -128,8 +136,7 @@ class ControlPolicyEngineServicer:
                            context: aio.ServicerContext) -> pb.CreatePolicyResponse:
         """Create a policy in the draft."""
         actor = await self._caller(context)
-        record = await self._plane.draft.create_policy(actor,
-                                                       convert.policy_from_proto(request.policy))
+        record = await self._plane.draft.create_policy(actor, _document(request.policy))
         return pb.CreatePolicyResponse(policy=_policy(record),
                                        created_at=convert.to_timestamp(record.created_at))
 
@@ -140,7 +147,7 @@ class ControlPolicyEngineServicer:
         ``policy.version`` that is not the current one answers ABORTED."""
         actor = await self._caller(context)
         policy_id = _required(request.policy_id, "policy_id")
-        document = convert.policy_from_proto(request.policy)
+        document = _document(request.policy)
         if request.update_mask:
             # AIP-134: masked fields take the request's value, or are cleared when it has none.
             supplied, document = document, dict(

@@ -127,3 +127,26 @@ async def test_a_body_that_claims_gzip_but_is_not_is_a_400(
     assert answer.status == 400
     assert (await answer.json())["message"] == (
         "cannot read the request body: Can not decode content-encoding: gzip")
+
+
+async def test_a_number_too_large_for_json_is_a_400_everywhere(
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str]) -> None:
+    """`1e400` parses as infinity, which JSON cannot carry and jsonb cannot store: a 400 naming
+    the field on every route that stores or answers JSON, and nothing changes."""
+    editor = {**bearer(tokens[Role.EDITOR]), "Content-Type": "application/json"}
+    sidecar = {**bearer(tokens[Role.SIDECAR]), "Content-Type": "application/json"}
+    policy = ('{"id": "big", "name": "Big", "type": "security", "rule": {"require_https": true},'
+              ' "metadata": {"x": 1e400}}')
+    before = await snapshot(plane.pool)
+    answers = [
+        await client.put("/v1/data/big", data=b'{"a": 1e400}', headers=editor),
+        await client.post("/v1/policies", data=policy.encode(), headers=editor),
+        await client.post("/v1/policies/validate", data=policy.encode(), headers=editor),
+        await client.post("/v1/status", data=b'{"instance_id": "z", "state": "fresh",'
+                          b' "x": 1e400}', headers=sidecar),
+        await client.post("/v1/logs", data=b'[{"decision_id": "d", "input": {"a": 1e400}}]',
+                          headers=sidecar),
+    ]
+    assert [answer.status for answer in answers] == [400] * len(answers)
+    assert [e["field"] for e in (await answers[0].json())["errors"]] == ["a"]
+    assert await snapshot(plane.pool) == before

@@ -227,3 +227,13 @@ async def test_a_version_or_page_token_beyond_any_stored_number_is_invalid_argum
     code = await _code(lambda s, m: s.ListPolicies(pb.ListPoliciesRequest(page_token=token),
                                                    metadata=m), stub, md)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_condition_value_that_is_not_finite_is_invalid_argument(
+        stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """A Struct double can hold infinity, which JSON cannot: refused, not INTERNAL."""
+    policy = new_policy("infinite")
+    policy.when.update({"field": "sla.availability", "op": "gt", "value": float("inf")})
+    code = await _code(lambda s, m: s.CreatePolicy(pb.CreatePolicyRequest(policy=policy),
+                                                   metadata=m), stub, auth(tokens[Role.EDITOR]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
