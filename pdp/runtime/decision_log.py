@@ -41,53 +41,72 @@ def parse_pointer(pointer: str) -> tuple[str, ...]:
     return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
 
 
-def _without(doc: Any, tokens: Sequence[str]) -> tuple[Any, bool]:
-    """``doc`` with the value at ``tokens`` removed, copying only along the path."""
-    head, rest = tokens[0], tokens[1:]
+# A mask as a tree of reference tokens: each leaf (``_ERASE``) is a value to remove.
+_ERASE: dict[str, Any] = {}
+_Mask = dict[str, Any]
+
+
+def _mask_tree(pointers: Sequence[tuple[str, ...]]) -> _Mask:
+    tree: _Mask = {}
+    for tokens in pointers:
+        if not tokens:
+            raise MaskingError("the empty pointer would erase the whole event")
+        node = tree
+        for token in tokens[:-1]:
+            node = node.setdefault(token, {})
+            if node is _ERASE:
+                break  # an ancestor is erased already: nothing below it is left to mask
+        else:
+            node[tokens[-1]] = _ERASE
+    return tree
+
+
+def _pruned(doc: Any, mask: _Mask, path: tuple[str, ...], erased: set[tuple[str, ...]]) -> Any:
+    """``doc`` without what ``mask`` marks, every pointer read against ``doc`` as given (removing
+    list item 0 must not make item 1 the next pointer's item 0); copies only along the paths."""
     if isinstance(doc, dict):
-        if head not in doc:
-            return doc, False
-        child, removed = (None, True) if not rest else _without(doc[head], rest)
-        if not removed:
-            return doc, False
-        copy = dict(doc)
-        if rest:
-            copy[head] = child
-        else:
-            del copy[head]
-        return copy, True
+        changed: dict[str, Any] | None = None
+        for token, below in mask.items():
+            if token not in doc:
+                continue
+            if below is _ERASE:
+                changed = dict(doc) if changed is None else changed
+                del changed[token]
+                erased.add((*path, token))
+            elif (child := _pruned(doc[token], below, (*path, token), erased)) is not doc[token]:
+                changed = dict(doc) if changed is None else changed
+                changed[token] = child
+        return doc if changed is None else changed
     if isinstance(doc, list):
-        if not head.isdigit() or int(head) >= len(doc):
-            return doc, False
-        index = int(head)
-        child, removed = (None, True) if not rest else _without(doc[index], rest)
-        if not removed:
-            return doc, False
-        items = list(doc)
-        if rest:
-            items[index] = child
-        else:
-            del items[index]
-        return items, True
+        dropped: set[int] = set()
+        replaced: dict[int, Any] = {}
+        for token, below in mask.items():
+            if not token.isdigit() or int(token) >= len(doc):
+                continue
+            index = int(token)
+            if below is _ERASE:
+                dropped.add(index)
+                erased.add((*path, token))
+            elif (child := _pruned(doc[index], below, (*path, token), erased)) is not doc[index]:
+                replaced[index] = child
+        if not dropped and not replaced:
+            return doc
+        return [replaced.get(i, item) for i, item in enumerate(doc) if i not in dropped]
     if isinstance(doc, _JSON_SCALARS):
-        return doc, False  # the path ends inside a scalar: there is nothing to mask
+        return doc  # the path ends inside a scalar: there is nothing to mask
     raise MaskingError(f"cannot mask inside a {type(doc).__name__}")
 
 
 def mask_event(event: dict[str, Any], pointers: Sequence[tuple[str, ...]]) -> dict[str, Any]:
     """A copy of ``event`` without the values at ``pointers``; lists them under ``erased``."""
-    erased: list[str] = []
-    masked: Any = event
-    for tokens in pointers:
-        if not tokens:
-            raise MaskingError("the empty pointer would erase the whole event")
-        masked, removed = _without(masked, tokens)
-        if removed:
-            erased.append("/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in tokens))
+    removed: set[tuple[str, ...]] = set()
+    masked = dict(_pruned(event, _mask_tree(pointers), (), removed))
+    erased = list(dict.fromkeys(
+        "/" + "/".join(t.replace("~", "~0").replace("/", "~1") for t in tokens)
+        for tokens in pointers if tuple(tokens) in removed))
     if erased:
-        masked = dict(masked)
         masked["erased"] = erased
-    return dict(masked)
+    return masked
 
 
 class DecisionSink(Protocol):

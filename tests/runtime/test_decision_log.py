@@ -274,3 +274,19 @@ async def test_dryrun_findings_are_logged_and_counted_but_never_answered(
     assert [f["policy_id"] for f in json.loads(line)["dryrun"]] == ["shadow-sla"]
     assert sample(registry, "pdp_dryrun_findings_total", query="validate_service",
                   policy_id="shadow-sla") == 1
+
+
+def test_every_pointer_is_read_against_the_event_as_given() -> None:
+    """Masking items 0 and 1 of a list erases those two: removing item 0 first must not shift
+    item 1 into its place (which would log it and erase item 2 instead)."""
+    rates = [{"description": "secret-0"}, {"description": "secret-1"}, {"description": "public"}]
+    masked = mask_event({"input": {"rates": rates}},
+                        [("input", "rates", "0"), ("input", "rates", "1")])
+    assert masked["input"]["rates"] == [{"description": "public"}]
+    assert masked["erased"] == ["/input/rates/0", "/input/rates/1"]
+
+
+def test_a_pointer_below_an_erased_one_changes_nothing_more() -> None:
+    """`/input/a` and `/input/a/b` together erase `a`, once."""
+    masked = mask_event({"input": {"a": {"b": 1}, "c": 2}}, [("input", "a"), ("input", "a", "b")])
+    assert masked == {"input": {"c": 2}, "erased": ["/input/a"]}
