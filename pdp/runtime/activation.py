@@ -137,11 +137,18 @@ class Activator:
             return await self._swap_in(loaded, data, update, now)
 
     async def confirm(self, source: str, etag: str | None) -> None:
-        """A source says its bundle is unchanged: the active bundle is fresh again."""
+        """A source says its bundle is unchanged: the active bundle is fresh again, if the
+        bundle it means is the active one.
+
+        An HTTP source's ETag is that of the last bundle it *delivered*, which may have been
+        refused: a 304 for that one says nothing about the bundle being served, which stays
+        last-known-good (and goes stale with ``max_bundle_age``).
+        """
         async with self._lock:
             now = self._clock()
             self._status.record_download(now)
-            if self._current() is not None:
+            active = self._current()
+            if active is not None and (etag is None or etag == active.etag):
                 await self._confirm_locked(source, etag, now)
 
     def record_source_error(self, error: SourceError) -> None:

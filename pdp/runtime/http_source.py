@@ -88,7 +88,10 @@ class HttpSource:
             while not self._closed:
                 # A sync asked for while the consumer was busy (or during a pause) counts too.
                 if self._sync_requested:
-                    wait = 0.0
+                    # The whole bundle, not "anything newer than what I have": the last one
+                    # delivered may have been refused (say, signed by a key the keyring has
+                    # gained since), and only a full answer lets activation try it again.
+                    wait, etag = 0.0, None
                 self._sync_requested = False
                 self._interrupt.clear()
                 try:

@@ -58,6 +58,21 @@ async def test_confirmation_after_failure_makes_it_fresh_again(
     assert engine.status()["state"] == "fresh"
 
 
+async def test_a_304_for_a_refused_bundle_does_not_confirm_the_active_one(
+        make_engine: EngineFactory, signing: Signing, clock: FakeClock) -> None:
+    """An HTTP source's ETag is the last bundle it delivered; if that one was refused, its 304s
+    are about the refused bundle: the active one stays last-known-good and ages to stale."""
+    engine = make_engine(max_bundle_age_seconds=60)
+    await engine.activator.handle(BundleUpdate(signing.bundle(1), etag='"a"', source="test"))
+    await engine.activator.handle(BundleUpdate(b"not a bundle", etag='"b"', source="test"))
+    clock.advance(61)
+    await engine.activator.handle(BundleUnchanged(etag='"b"', source="test"))
+    assert engine.status()["state"] == "stale"
+    assert engine.active is not None and engine.active.etag == '"a"'
+    await engine.activator.handle(BundleUnchanged(etag='"a"', source="test"))
+    assert engine.status()["state"] == "fresh"
+
+
 @pytest.mark.parametrize("action", ["serve", "fail_closed", "fail_open"])
 async def test_max_bundle_age_makes_it_stale(make_engine: EngineFactory, signing: Signing,
                                              clock: FakeClock, action: str) -> None:
