@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import threading
 from collections import deque
@@ -140,18 +141,31 @@ class StreamSink:
 
 
 class FileSink:
-    """JSON lines appended to a file, opened on first write."""
+    """JSON lines appended to a file, opened on first write and again whenever the path no
+    longer names the open file (moved by logrotate, deleted), as logging's WatchedFileHandler
+    does: writing on into a deleted file would lose every event without a word."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._file: TextIO | None = None
 
     def write(self, lines: Sequence[str]) -> None:
-        """Append and flush the batch."""
+        """Append and flush the batch; an OSError (say, the directory is gone) is the caller's
+        to count, and the next batch tries the path again."""
+        if self._file is not None and not self._still_at_path(self._file):
+            self.close()
         if self._file is None:
             self._file = self._path.open("a", encoding="utf-8")
         self._file.write("".join(line + "\n" for line in lines))
         self._file.flush()
+
+    def _still_at_path(self, file: TextIO) -> bool:
+        try:
+            named = os.stat(self._path)
+        except FileNotFoundError:
+            return False
+        opened = os.fstat(file.fileno())
+        return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
     def close(self) -> None:
         """Close the file."""

@@ -210,6 +210,27 @@ async def test_file_sink_appends_json_lines(tmp_path: Path, registry: CollectorR
     assert json.loads(lines[1])["decision_id"] == "d1"
 
 
+def test_file_sink_follows_its_path_when_the_file_is_moved_or_deleted(tmp_path: Path) -> None:
+    """Rotated away (logrotate) or deleted, the file is opened again at its path; while its
+    directory is missing a write fails (the log counts it) and the next one recovers."""
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    path = directory / "decisions.jsonl"
+    sink = FileSink(path)
+    sink.write(['{"n": 1}'])
+    path.rename(directory / "decisions.jsonl.1")
+    sink.write(['{"n": 2}'])
+    assert (directory / "decisions.jsonl.1").read_text() == '{"n": 1}\n'
+    assert path.read_text() == '{"n": 2}\n'
+    shutil.rmtree(directory)
+    with pytest.raises(OSError):
+        sink.write(['{"n": 3}'])
+    directory.mkdir()
+    sink.write(['{"n": 4}'])
+    sink.close()
+    assert path.read_text().splitlines() == ['{"n": 4}']
+
+
 async def test_shutdown_does_not_wait_past_its_deadline(registry: CollectorRegistry) -> None:
     """A sink slower than the flush deadline cannot hold shutdown; what is left is counted."""
 
