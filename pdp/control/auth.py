@@ -166,16 +166,20 @@ class TokenStore:
         )
         return [_record(row) for row in rows]
 
-    async def revoke(self, conn: asyncpg.Connection, token_id: int) -> TokenRecord:
-        """Revoke a token inside the caller's transaction (idempotent); NotFoundError if unknown."""
+    async def revoke(self, conn: asyncpg.Connection,
+                     token_id: int) -> tuple[TokenRecord, bool]:
+        """Revoke a token inside the caller's transaction (idempotent): the token and whether
+        this call revoked it (False when it already was); NotFoundError if unknown."""
+        # now() is this transaction's time, so only a token revoked by this UPDATE carries it.
         row = await conn.fetchrow(
             "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
-            " RETURNING id, name, role, created_at, created_by, revoked_at",
+            " RETURNING id, name, role, created_at, created_by, revoked_at,"
+            " revoked_at = now() AS revoked_now",
             token_id,
         )
         if row is None:
             raise NotFoundError(f"no token with id {token_id}")
-        return _record(row)
+        return _record(row), bool(row["revoked_now"])
 
 
 def _record(row: asyncpg.Record) -> TokenRecord:

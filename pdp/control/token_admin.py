@@ -50,12 +50,14 @@ class TokenAdmin:
         return await self._tokens.all()
 
     async def revoke(self, actor: Principal, token_id: int) -> TokenRecord:
-        """Revoke a token; it is refused from the next request on."""
+        """Revoke a token; it is refused from the next request on. Revoking it again changes
+        nothing and, like any write that changes nothing, leaves no audit row."""
         actor.require(Permission.MANAGE_TOKENS)
         async with self._pool.acquire() as conn, conn.transaction():
-            record = await self._tokens.revoke(conn, token_id)
-            await audit.record(conn, actor=actor.actor, action="token.revoke",
-                               target=str(token_id), details={"name": record.name})
+            record, revoked_now = await self._tokens.revoke(conn, token_id)
+            if revoked_now:
+                await audit.record(conn, actor=actor.actor, action="token.revoke",
+                                   target=str(token_id), details={"name": record.name})
         return record
 
     async def audit_log(self, actor: Principal, *, limit: int = 100) -> list[audit.AuditEntry]:

@@ -199,6 +199,22 @@ async def test_a_revoked_token_is_refused_from_the_next_request(
     assert "revoked" in (await answer.json())["message"]
 
 
+async def test_revoking_a_revoked_token_changes_nothing_and_is_not_audited(
+        plane: ControlPlane, client: ApiClient, tokens: dict[Role, str]) -> None:
+    """A second DELETE answers as the first did and leaves no second audit row."""
+    admin = bearer(tokens[Role.ADMIN])
+    created = await (await client.post("/v1/tokens", json={"name": "temp", "role": "editor"},
+                                       headers=admin)).json()
+    first = await client.delete(f"/v1/tokens/{created['id']}", headers=admin)
+    second = await client.delete(f"/v1/tokens/{created['id']}", headers=admin)
+    assert first.status == second.status == 200
+    assert (await first.json())["revoked_at"] == (await second.json())["revoked_at"]
+    audited = await plane.pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'token.revoke' AND target = $1",
+        str(created["id"]))
+    assert audited == 1
+
+
 async def test_health_needs_no_token(client: ApiClient) -> None:
     """Probes work without credentials; readiness reports the database."""
     assert (await client.get("/health/live")).status == 200
