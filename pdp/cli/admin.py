@@ -279,8 +279,14 @@ def _publish(args: argparse.Namespace, client: AdminClient) -> None:
         return
     if not args.json:
         _print_bundle(args, answer, "published")
-    waited = _wait_for_fleet(client, answer, started=started, timeout=args.timeout,
-                             show=not args.json)
+    try:
+        waited = _wait_for_fleet(client, answer, started=started, timeout=args.timeout,
+                                 show=not args.json)
+    except AdminError as exc:
+        if args.json and "converged" in exc.body:
+            # Timed out, but the bundle *was* published: a script must learn which one.
+            print(json.dumps({**answer, "wait": exc.body}, indent=2))
+        raise
     if args.json:
         print(json.dumps({**answer, "wait": waited}, indent=2))
 

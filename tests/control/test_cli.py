@@ -276,6 +276,21 @@ async def test_publish_wait_times_out_naming_who_is_behind(control: ControlProce
             "last_known_good, last error: dns failure)") in err
 
 
+async def test_publish_wait_json_still_names_the_bundle_when_it_times_out(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """The publish happened even if the fleet did not follow: --json prints the bundle with
+    the wait's outcome, and the exit code says it did not converge."""
+    await _report(control, admin_token_file, {
+        "instance_id": "pod-stuck", "state": "fresh", "revision": None, "sequence": None})
+    code, out, err = await admin(control, admin_token_file, "--json", "publish", "--wait",
+                                 "--timeout", "1")
+    printed = json.loads(out)
+    assert code == 1, out + err
+    assert printed["sequence"] == 1 and printed["sha256"]
+    assert printed["wait"]["converged"] is False
+    assert [s["instance_id"] for s in printed["wait"]["behind"]] == ["pod-stuck"]
+
+
 async def test_publish_wait_with_no_reporting_sidecar_says_so(control: ControlProcess,
                                                               admin_token_file: Path) -> None:
     """Nothing to wait for is converged at once, and the output says no sidecar reported."""
