@@ -8,6 +8,11 @@ gone: a lost notification delays an update by seconds, never loses it (DESIGN §
 LISTEN connection closes (terminated backend, PostgreSQL restart) the feed re-opens it at once,
 retrying within seconds while the database refuses; until it is back, ``listening`` is false and
 readiness says so.
+
+With ``--bundle-dir`` the feed is also the one writer of ``DIR/main.tar.gz``: whatever way this
+replica learns of a newer bundle (start-up, its own publish, a NOTIFY, the re-check) the same step
+writes it, so every replica's directory follows publishes made on any replica. A write that fails
+is tried again at the next re-check.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from pdp.bundle.atomic import write_atomically
 from pdp.control.bundle_store import BUNDLE_CHANNEL, BundleRecord, BundleStore
 from pdp.control.database import CONNECTION_ERRORS
 from pdp.control.metrics import ControlMetrics
@@ -30,14 +38,50 @@ _FEED_ERRORS = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 # How soon a lost LISTEN connection is tried again: 0.1 s, doubling, at most every 2 s.
 LISTEN_RETRY_MIN_SECONDS = 0.1
 LISTEN_RETRY_MAX_SECONDS = 2.0
+# The file in --bundle-dir holding the latest bundle (DESIGN §8.4; `main` is the bundle's name).
+BUNDLE_FILE_NAME = "main.tar.gz"
+
+
+class BundleDirectory:
+    """``--bundle-dir``: the latest bundle, written atomically, never replaced by an older one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # Guarded by a thread lock, not by the event loop: writes run in worker threads, and one
+        # left running by a cancelled task must not land after a newer bundle's write.
+        self._lock = threading.Lock()
+        self._sequence = 0  # the highest sequence written
+
+    async def write(self, record: BundleRecord) -> None:
+        """Write `record` unless a bundle of its sequence or higher was written already.
+
+        A failure is logged, not raised: the bundle is committed and served whatever the disk
+        says, and the caller tries again later.
+        """
+        if record.sequence <= self._sequence:
+            return
+        try:
+            await asyncio.to_thread(self._write, record)
+        except OSError as exc:
+            log.error("bundle %d not written to %s (tried again at the next re-check): %s",
+                      record.sequence, self.path, exc)
+
+    def _write(self, record: BundleRecord) -> None:
+        with self._lock:
+            if record.sequence <= self._sequence:
+                return
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_atomically(self.path / BUNDLE_FILE_NAME, record.content)
+            self._sequence = record.sequence
 
 
 class BundleFeed:
     """Holds the latest bundle; ``wait_for_change`` is the long-poll primitive."""
 
     def __init__(self, dsn: str, store: BundleStore, *, metrics: ControlMetrics,
-                 recheck_seconds: float = 2.0) -> None:
+                 recheck_seconds: float = 2.0, bundle_dir: Path | None = None) -> None:
         self._dsn = dsn
+        self._directory = None if bundle_dir is None else BundleDirectory(bundle_dir)
         self._store = store
         self._metrics = metrics
         self._recheck_seconds = recheck_seconds
@@ -85,17 +129,40 @@ class BundleFeed:
         self._changed.set()
 
     async def refresh(self) -> None:
-        """Reload the latest bundle if a newer sequence exists, and wake waiters if it changed."""
+        """Reload the latest bundle if a newer sequence exists, wake waiters if it changed, and
+        bring the bundle directory up to date."""
         async with self._refresh_lock:
             known = self._latest.sequence if self._latest else 0
-            if await self._store.latest_sequence() == known:
-                return
-            latest = await self._store.latest()
-            if latest is None:
-                return
-            self._latest = latest
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
+            if await self._store.latest_sequence() > known:
+                latest = await self._store.latest()
+                if latest is not None:
+                    self._adopt(latest)
+        await self._export()
+
+    async def adopt(self, record: BundleRecord) -> None:
+        """Take `record`, a bundle just committed, as the latest unless a newer one is known.
+
+        The publisher calls this after its commit, so its own replica serves and writes the
+        bundle without waiting for the NOTIFY round trip.
+        """
+        async with self._refresh_lock:
+            self._adopt(record)
+        await self._export()
+
+    def _adopt(self, record: BundleRecord) -> None:
+        # Notifications and refreshes race (several may be in flight); only ever move forward.
+        if self._latest is not None and record.sequence <= self._latest.sequence:
+            return
+        self._latest = record
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _export(self) -> None:
+        # Outside the refresh lock, so a slow disk never delays waking long-polls; the directory
+        # itself refuses to go back a sequence, whatever order these calls finish in.
+        latest = self._latest
+        if self._directory is not None and latest is not None:
+            await self._directory.write(latest)
 
     async def wait_for_change(self, etag: str | None, seconds: float) -> BundleRecord | None:
         """The latest bundle as soon as its ETag differs from `etag`, or after `timeout` seconds.

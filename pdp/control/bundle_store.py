@@ -105,14 +105,25 @@ class BundleStore:
         value = await conn.fetchval("SELECT coalesce(max(sequence), 0) + 1 FROM bundles")
         return int(value)
 
-    async def insert(self, conn: asyncpg.Connection, record: BundleRecord) -> BundleRecord:
-        """Store a bundle and NOTIFY listeners; both take effect when the transaction commits."""
+    async def insert(self, conn: asyncpg.Connection, *, sequence: int, revision: str,
+                     sha256: str, manifest: dict[str, Any], content: bytes, key_id: str,
+                     published_by: str, notes: str, rollback_of: int | None) -> BundleRecord:
+        """Store a bundle and NOTIFY listeners; both take effect when the transaction commits.
+
+        Call it under :meth:`lock_for_publish`. The database stamps ``published_at``: the
+        column's default, ``now()``, is when the transaction began, before it waited for the
+        publish lock, so a publisher that waited longest would stamp a later sequence earlier.
+        ``clock_timestamp()`` is read here, with the lock held; ``greatest`` with the previous
+        bundle's stamp keeps the order even if the database's clock steps back.
+        """
         row = await conn.fetchrow(
             "INSERT INTO bundles (sequence, revision, sha256, manifest, content, key_id,"
-            " published_by, notes, rollback_of) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            " published_by, published_at, notes, rollback_of) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+            " greatest(clock_timestamp(),"
+            " (SELECT published_at FROM bundles ORDER BY sequence DESC LIMIT 1)), $8, $9)"
             f" RETURNING {_META}, content",
-            record.sequence, record.revision, record.sha256, record.manifest, record.content,
-            record.key_id, record.published_by, record.notes, record.rollback_of,
+            sequence, revision, sha256, manifest, content, key_id, published_by, notes,
+            rollback_of,
         )
-        await conn.execute("SELECT pg_notify($1, $2)", BUNDLE_CHANNEL, str(record.sequence))
+        await conn.execute("SELECT pg_notify($1, $2)", BUNDLE_CHANNEL, str(sequence))
         return _record(row)

@@ -16,6 +16,7 @@ from pdp.bundle.keys import check_key_id, load_private_key
 from pdp.control import audit
 from pdp.control.auth import SYSTEM_ACTOR, Role, TokenRecord, TokenStore
 from pdp.control.bundle_feed import BundleFeed
+from pdp.control.bundle_store import BundleStore
 from pdp.control.database import open_pool
 from pdp.control.draft import Draft
 from pdp.control.errors import ConfigurationError
@@ -78,11 +79,13 @@ async def open_control_plane(settings: ControlSettings, *, seed_dir: Path | None
             await seed_if_empty(pool, seed_dir)
         tokens = TokenStore(pool)
         draft = Draft(pool, clock=clock)
+        # The feed is the one writer of --bundle-dir: at start-up, on every publish it hears of
+        # from any replica, and (via on_published) right after this replica's own publishes.
+        feed = BundleFeed(settings.database_url, BundleStore(pool), metrics=metrics,
+                          recheck_seconds=settings.recheck_seconds,
+                          bundle_dir=settings.bundle_dir)
         publisher = Publisher(pool, draft, signer=signer, keyring=keyring, clock=clock,
-                              metrics=metrics, bundle_dir=settings.bundle_dir,
-                              pause=publish_pause)
-        feed = BundleFeed(settings.database_url, publisher.bundles, metrics=metrics,
-                          recheck_seconds=settings.recheck_seconds)
+                              metrics=metrics, on_published=feed.adopt, pause=publish_pause)
         await feed.start()
     except BaseException:
         await pool.close()

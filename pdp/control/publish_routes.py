@@ -29,10 +29,9 @@ async def _optional_body(request: web.Request) -> dict[str, object]:
 async def publish(request: web.Request) -> web.Response:
     """``POST /v1/publish`` (body optional: ``{"notes": str}``): 201 with the new bundle."""
     body = await _optional_body(request)
+    # The publisher hands the committed bundle to this replica's feed, so it is served at once
+    # rather than after the NOTIFY round trip.
     record = await request.app[PLANE].publisher.publish(principal(request), notes=_notes(body))
-    # Serve the new bundle from this replica at once rather than after the NOTIFY round trip;
-    # the publish is committed, so a failure here must not turn into an error answer.
-    await request.app[PLANE].feed.refresh_quietly()
     return json_response(record.to_json(), status=201)
 
 
@@ -43,7 +42,6 @@ async def rollback(request: web.Request) -> web.Response:
     record = await request.app[PLANE].publisher.rollback(
         principal(request), sequence, notes=_notes(body)
     )
-    await request.app[PLANE].feed.refresh_quietly()
     return json_response(record.to_json(), status=201)
 
 

@@ -1,9 +1,11 @@
-"""Publishing: draft → bundle → bundle tests → signature → stored row → NOTIFY → bundle directory.
+"""Publishing: draft → bundle → bundle tests → signature → stored row → NOTIFY.
 
 A publish runs in one transaction holding the publish advisory lock, so replicas never race for a
 sequence and a crash leaves either no new bundle or a complete one. The candidate is loaded with
 :func:`pdp.bundle.load_bundle` — the very check a sidecar runs (signature, hashes, compilation,
-bundle tests) — before it is stored: what the control plane serves, sidecars accept.
+bundle tests) — before it is stored: what the control plane serves, sidecars accept. After the
+commit the new bundle is handed to ``on_published`` (the replica's bundle feed, which serves it and
+writes ``--bundle-dir``); other replicas learn of it from the NOTIFY or their re-check.
 """
 
 from __future__ import annotations
@@ -12,16 +14,13 @@ import asyncio
 import contextlib
 import difflib
 import hashlib
-import logging
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import asyncpg
 
 from pdp.bundle import Keyring, Signer, build_bundle, load_bundle
 from pdp.bundle.archive import Limits, read_bundle_files
-from pdp.bundle.atomic import write_atomically
 from pdp.bundle.contents import json_bytes, parse_contents
 from pdp.bundle.errors import BundleError
 from pdp.bundle.manifest import DEFAULT_ROOTS, MANIFEST_FILE, Manifest, timestamp
@@ -37,9 +36,7 @@ from pdp.control.publish_pause import PublishPause
 from pdp.core import PolicySet
 
 Clock = Callable[[], float]
-log = logging.getLogger(__name__)
-
-BUNDLE_FILE_NAME = "main.tar.gz"
+OnPublished = Callable[[BundleRecord], Awaitable[None]]
 
 
 def draft_files(policies: list[dict[str, Any]], data: dict[str, Any],
@@ -56,14 +53,14 @@ class Publisher:
     """Publish, roll back and read published bundles."""
 
     def __init__(self, pool: asyncpg.Pool, draft: Draft, *, signer: Signer, keyring: Keyring,
-                 clock: Clock, metrics: ControlMetrics, bundle_dir: Path | None = None,
+                 clock: Clock, metrics: ControlMetrics, on_published: OnPublished | None = None,
                  pause: PublishPause | None = None) -> None:
         self._pool = pool
         self._draft = draft
         self._signer = signer
         self._keyring = keyring
         self._clock = clock
-        self._bundle_dir = bundle_dir
+        self._on_published = on_published
         self._metrics = metrics
         self._pause = pause
         self.bundles = BundleStore(pool)
@@ -84,7 +81,7 @@ class Publisher:
                 files = draft_files(policies, data, tests, manifest)
                 record = await self._store(conn, actor, files, notes=notes, rollback_of=None)
             await self._reached("after_commit", sequence)
-        self._export(record)
+        await self._published(record)
         return record
 
     async def rollback(self, actor: Principal, to_sequence: int, *,
@@ -104,7 +101,7 @@ class Publisher:
                 record = await self._store(conn, actor, files, notes=notes,
                                            rollback_of=to_sequence)
             await self._reached("after_commit", sequence)
-        self._export(record)
+        await self._published(record)
         return record
 
     async def list_bundles(self, actor: Principal, *, limit: int = 50,
@@ -161,13 +158,14 @@ class Publisher:
     async def _store(self, conn: asyncpg.Connection, actor: Principal, files: dict[str, bytes],
                      *, notes: str, rollback_of: int | None) -> BundleRecord:
         content, manifest = await asyncio.to_thread(self._build_and_check, files)
-        record = await self.bundles.insert(conn, BundleRecord(
-            sequence=manifest.sequence, revision=manifest.revision,
+        # published_at is stamped by the database, under the publish lock (see BundleStore.insert).
+        record = await self.bundles.insert(
+            conn, sequence=manifest.sequence, revision=manifest.revision,
             sha256=hashlib.sha256(content).hexdigest(),
-            manifest=manifest.model_dump(mode="json"), key_id=self._signer.key_id,
-            published_by=actor.actor, published_at=timestamp(self._clock()), notes=notes,
-            rollback_of=rollback_of, content=content,
-        ))
+            manifest=manifest.model_dump(mode="json"), content=content,
+            key_id=self._signer.key_id, published_by=actor.actor, notes=notes,
+            rollback_of=rollback_of,
+        )
         action = "bundle.rollback" if rollback_of is not None else "bundle.publish"
         details: dict[str, Any] = {"sha256": record.sha256, "notes": notes}
         if rollback_of is not None:
@@ -205,13 +203,6 @@ class Publisher:
             raise PublishRefusedError(f"publish refused: {exc}", reason=exc.reason) from None
         return content, contents.manifest
 
-    def _export(self, record: BundleRecord) -> None:
-        if self._bundle_dir is None:
-            return
-        try:
-            self._bundle_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(self._bundle_dir / BUNDLE_FILE_NAME, record.content)
-        except OSError as exc:
-            # The publish is committed and served; a full or read-only disk must not undo it.
-            log.error("bundle %d published but not written to %s: %s",
-                      record.sequence, self._bundle_dir, exc)
+    async def _published(self, record: BundleRecord) -> None:
+        if self._on_published is not None:
+            await self._on_published(record)

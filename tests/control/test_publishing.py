@@ -24,12 +24,34 @@ EXTRA = {"id": "extra", "name": "Extra", "type": "security", "enabled": False,
 
 
 @pytest.fixture
-async def replica(database_url: str, keys: SigningKeys,
-                  plane: ControlPlane) -> AsyncIterator[ControlPlane]:
-    """A second control-plane replica on the same database (the first is `plane`)."""
-    second = await open_control_plane(settings_for(database_url, keys), seed_dir=MARKETPLACE)
+async def replica(database_url: str, keys: SigningKeys, plane: ControlPlane,
+                  tmp_path: Path) -> AsyncIterator[ControlPlane]:
+    """A second control-plane replica on the same database (the first is `plane`), exporting
+    bundles to a directory of its own, tmp/replica-published."""
+    second = await open_control_plane(
+        settings_for(database_url, keys, bundle_dir=tmp_path / "replica-published"),
+        seed_dir=MARKETPLACE)
     yield second
     await second.close()
+
+
+def _exported(plane: ControlPlane) -> Path:
+    """The file a replica writes each published bundle to (DESIGN §8.4)."""
+    assert plane.settings.bundle_dir is not None
+    return plane.settings.bundle_dir / "main.tar.gz"
+
+
+async def _stored(plane: ControlPlane, sequence: int) -> bytes:
+    return (await plane.publisher.bundles.get(sequence, with_content=True)).content
+
+
+async def _until_exported(plane: ControlPlane, content: bytes, *, within: float = 1.0) -> None:
+    """Wait until the replica's bundle directory holds exactly `content`."""
+    path = _exported(plane)
+    deadline = time.monotonic() + within
+    while not (path.exists() and path.read_bytes() == content):
+        assert time.monotonic() < deadline, f"{path} does not hold the expected bundle"
+        await asyncio.sleep(0.02)
 
 
 async def _download(client: ApiClient, token: str, **headers: str) -> tuple[int, bytes, str]:
@@ -53,6 +75,18 @@ async def test_concurrent_publishes_on_two_replicas_get_distinct_sequences(
     records = await asyncio.gather(*(p.publisher.publish(PUBLISHER)
                                      for p in (plane, replica, plane, replica)))
     assert sorted(r.sequence for r in records) == [1, 2, 3, 4]
+
+
+async def test_published_at_never_decreases_as_the_sequence_rises(
+        plane: ControlPlane, replica: ControlPlane) -> None:
+    """Under concurrent publishes on two replicas, a later sequence is never stamped earlier."""
+    for _ in range(3):
+        await asyncio.gather(*(p.publisher.publish(PUBLISHER)
+                               for _ in range(4) for p in (plane, replica)))
+    rows = await plane.pool.fetch("SELECT sequence, published_at FROM bundles ORDER BY sequence")
+    stamps = [r["published_at"] for r in rows]
+    assert len(stamps) == 24
+    assert stamps == sorted(stamps), [(r["sequence"], r["published_at"].time()) for r in rows]
 
 
 async def test_the_served_bundle_is_the_stored_one_and_verifies(
@@ -194,6 +228,58 @@ async def test_each_publish_is_written_atomically_into_the_bundle_dir(
     stored = await plane.publisher.bundles.get(record.sequence, with_content=True)
     assert (directory / "main.tar.gz").read_bytes() == stored.content
     assert [p.name for p in directory.iterdir()] == ["main.tar.gz"]
+
+
+async def test_a_publish_on_one_replica_is_written_to_every_replicas_bundle_dir(
+        plane: ControlPlane, replica: ControlPlane) -> None:
+    """Each replica's --bundle-dir follows publishes and rollbacks made on any replica."""
+    first = await plane.publisher.publish(PUBLISHER)
+    await _until_exported(plane, await _stored(plane, first.sequence), within=0)
+    await _until_exported(replica, await _stored(plane, first.sequence))
+    await plane.publisher.publish(PUBLISHER)
+    rolled = await replica.publisher.rollback(PUBLISHER, first.sequence)
+    await _until_exported(replica, await _stored(plane, rolled.sequence), within=0)
+    await _until_exported(plane, await _stored(plane, rolled.sequence))
+
+
+async def test_a_replica_writes_the_latest_bundle_when_it_starts(
+        plane: ControlPlane, database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """A replica (re)started after publishes replaces its directory's old bundle at once."""
+    first = await plane.publisher.publish(PUBLISHER)
+    latest = await plane.publisher.publish(PUBLISHER)
+    directory = tmp_path / "restarted"
+    directory.mkdir()
+    (directory / "main.tar.gz").write_bytes(await _stored(plane, first.sequence))
+    late = await open_control_plane(settings_for(database_url, keys, bundle_dir=directory),
+                                    seed_dir=None)
+    try:
+        assert _exported(late).read_bytes() == await _stored(plane, latest.sequence)
+    finally:
+        await late.close()
+
+
+async def test_a_late_notice_of_an_older_bundle_leaves_the_newer_one_in_the_bundle_dir(
+        plane: ControlPlane) -> None:
+    """Out-of-order or concurrent news of bundles never moves the directory back a sequence."""
+    first = await plane.publisher.publish(PUBLISHER)
+    second = await plane.publisher.publish(PUBLISHER)
+    newest = await plane.publisher.bundles.get(second.sequence, with_content=True)
+    older = await plane.publisher.bundles.get(first.sequence, with_content=True)
+    await asyncio.gather(plane.feed.adopt(newest), plane.feed.adopt(older), plane.feed.refresh())
+    await plane.feed.adopt(older)
+    assert _exported(plane).read_bytes() == newest.content
+    assert plane.feed.latest is not None and plane.feed.latest.sequence == second.sequence
+
+
+async def test_a_bundle_dir_that_could_not_be_written_catches_up_at_the_next_recheck(
+        plane: ControlPlane) -> None:
+    """A failed write does not fail the publish, and is retried until it succeeds."""
+    directory = _exported(plane).parent
+    directory.mkdir(parents=True, exist_ok=True)
+    _exported(plane).mkdir()  # a directory in the way makes every write fail
+    record = await plane.publisher.publish(PUBLISHER)
+    _exported(plane).rmdir()
+    await _until_exported(plane, await _stored(plane, record.sequence), within=2.0)
 
 
 async def test_diff_names_the_changed_policy_files(plane: ControlPlane, client: ApiClient,
