@@ -6,9 +6,10 @@ by consumer and service, and each window (minute, hour, day) is hit at most once
 however many rate-limiting policies read it. Without counters (offline evaluation) request
 rates are not checked; ``max_tokens_per_request`` still is.
 
-The payload checks compile like the listing checks: ``compile_content_filter`` lowercases blocked
-terms once and compiles blocked patterns with RE2; ``compile_classification`` returns a check over
-a ``PayloadScan``, which runs each detector at most once per decision.
+The payload checks compile like the listing checks: ``compile_content_filter`` compiles blocked
+terms into one case-insensitive RE2 alternation and blocked patterns with RE2;
+``compile_classification`` returns a check over a ``PayloadScan``, which runs each detector at
+most once per decision.
 """
 
 from __future__ import annotations
@@ -95,9 +96,12 @@ def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: floa
     if type(context) is not dict:
         context = {}
     answer, _ = decide_access(compiled.access, compiled.access_policies, compiled.access_scoped,
-                              request, (consumer_id, service_id, "consume"),
+                              _access_request(request, consumer_id, service_id)
+                              if compiled.access_policies else request,
+                              (consumer_id, service_id, "consume"),
                               context.get("ip_address"), tally, stamp)
-    limits = {"max_tokens": 0, "max_requests_per_minute": 0, "max_requests_per_day": 0,
+    limits = {"max_tokens": 0, "max_requests_per_minute": 0, "max_requests_per_hour": 0,
+              "max_requests_per_day": 0,
               "max_cost_per_request": compiled.max_cost_per_request or 0.0}
     # Conditions of the consumption policies see the consumer as ``user``, like access checks.
     scope = compiled.access.enrich(request, consumer_id, service_id)
@@ -136,11 +140,23 @@ def decide_consumption(compiled: CompiledSet, request: dict[str, Any], now: floa
     return answer
 
 
+def _access_request(request: dict[str, Any], consumer_id: Any,
+                    service_id: Any) -> dict[str, Any]:
+    """The check_access input of this call: access_control conditions are written (and
+    type-checked) against check_access, so they must see ``user_id`` and ``action``, not the
+    consumption fields."""
+    access = {"user_id": consumer_id, "service_id": service_id, "action": "consume"}
+    if "context" in request:
+        access["context"] = request["context"]
+    return access
+
+
 def _tighten(limits: dict[str, Any], limit: RateLimit) -> None:
     """Lower ``limits`` to this policy's where it is tighter (0 means "no limit", as in proto)."""
     rule = limit.rule
     for name, value in (("max_tokens", rule.max_tokens_per_request),
                         ("max_requests_per_minute", rule.max_requests_per_minute),
+                        ("max_requests_per_hour", rule.max_requests_per_hour),
                         ("max_requests_per_day", rule.max_requests_per_day)):
         if value is not None and (limits[name] == 0 or value < limits[name]):
             limits[name] = value
@@ -177,8 +193,7 @@ class PayloadScan:
 
 def compile_content_filter(rule: ContentFilteringRule) -> Check:
     """Blocked terms (case-insensitive), blocked RE2 patterns, a payload size ceiling."""
-    terms = tuple(dict.fromkeys(term.lower() for term in rule.blocked_terms))
-    find_terms = term_finder(terms) if terms else None
+    find_terms = term_finder(tuple(rule.blocked_terms)) if rule.blocked_terms else None
     patterns = tuple((pattern, matcher(pattern)) for pattern in rule.blocked_patterns)
     max_bytes = rule.max_payload_bytes
 

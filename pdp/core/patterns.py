@@ -12,6 +12,7 @@ Admin-supplied regular expressions never run on Python's backtracking ``re``: a 
 from __future__ import annotations
 
 import ipaddress
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -68,7 +69,8 @@ DETECTOR_LEVELS: dict[str, str] = {
 _PATTERNS: dict[str, str] = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
     "phone": r"(?:\+\d{7,15}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b)",
-    "credit_card": r"\b\d(?:[ -]?\d){12,18}\b",
+    # Whole runs of digit groups: the card may be any span of groups inside one (see _card).
+    "credit_card": r"\b\d(?:[ -]?\d){12,}\b",
     "ssn": r"\b(\d{3})-(\d{2})-(\d{4})\b",
     "ip_address": r"(?:\b(?:\d{1,3}\.){3}\d{1,3}\b|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})",
     "secret": "|".join((
@@ -96,9 +98,51 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # a digit's Luhn value when doubled
+
+
 def _card(match: Any) -> bool:
-    digits = match.group(0).replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+    """Whether a run of digit groups holds a card: a span of whole groups with 13-19 digits that
+    passes Luhn. A card sits next to other numbers ("4111 1111 1111 1111 12/25", "qty 2 4111..."),
+    so every such span counts, not just the whole run; spans never split a group, or any long
+    number would hold a Luhn-valid stretch by chance."""
+    run = match.group(0)
+    digits = run.replace(" ", "").replace("-", "")
+    if len(digits) <= 19 and luhn_valid(digits):
+        return True
+    return len(digits) != len(run) and _card_in_groups(run)
+
+
+def _card_in_groups(run: str) -> bool:
+    # One pass, O(1) per digit and per group boundary, so a megabyte of digit groups stays fast.
+    # ``even`` and ``odd`` are running sums of the Luhn values with the even-indexed, respectively
+    # odd-indexed, digits doubled. A span's last digit is never doubled, so the checksum of the
+    # span between boundaries s and e is a difference of the sums of e's parity, and it passes
+    # when both ends leave the same remainder mod 10. For each remainder, ``latest_*`` holds the
+    # latest boundary at least 13 digits back; the span from it is the shortest candidate, so it
+    # is within 19 digits if any is.
+    pending: deque[tuple[int, int, int]] = deque([(0, 0, 0)])  # (digits before, even, odd)
+    latest_even: dict[int, int] = {}
+    latest_odd: dict[int, int] = {}
+    count = even = odd = 0
+    for char in run + " ":
+        if char != " " and char != "-":
+            value = ord(char) - 48
+            if count & 1:
+                even, odd = even + value, odd + _DOUBLED[value]
+            else:
+                even, odd = even + _DOUBLED[value], odd + value
+            count += 1
+            continue
+        while pending and pending[0][0] <= count - 13:
+            offset, even_then, odd_then = pending.popleft()
+            latest_even[even_then % 10] = offset
+            latest_odd[odd_then % 10] = offset
+        start = latest_odd.get(odd % 10) if count & 1 else latest_even.get(even % 10)
+        if start is not None and start >= count - 19:
+            return True
+        pending.append((count, even, odd))
+    return False
 
 
 def _ssn(match: Any) -> bool:
@@ -139,14 +183,45 @@ class Detectors:
         return any(confirm(match) for match in pattern.finditer(text))
 
 
+# Blocked terms treat i, I, U+0130 (dotted capital I) and U+0131 (dotless small i) as one
+# letter. Turkish pairs them as i/U+0130 and U+0131/I, other languages as i/I, and RE2's case
+# folding knows only i/I: Unicode folds U+0130 to "i" + U+0307 (two characters, which RE2 never
+# matches against one) and U+0131 to nothing. So "İstanbul" would match only itself, and
+# lowercasing it first (Python writes "i" + U+0307) almost nothing. A blocklist had better match
+# every spelling, so each becomes this class, followed by the combining dot that lower() and
+# NFD write after an i.
+_ANY_I = r"[iIİı]\x{307}?"
+
+
+def _term_pattern(term: str) -> str:
+    """``term`` as a literal RE2 pattern, with every form of the letter i made one class."""
+    escaped = re2.escape(term)  # escapes ASCII punctuation only, and no escape holds an i
+    escaped = escaped.replace("i\u0307", "i").replace("I\u0307", "i")
+    return "".join(_ANY_I if char in "iIİı" else char for char in escaped)
+
+
+def _fold(text: str) -> str:
+    """A key under which a term and every text its pattern matches agree."""
+    return text.casefold().replace("i\u0307", "i").replace("ı", "i")
+
+
+def _term_name(term: str) -> str:
+    """How a violation names a term: lowercased, with İ read as i (not i + U+0307)."""
+    return term.lower().replace("i\u0307", "i")
+
+
 def term_finder(terms: tuple[str, ...]) -> Callable[[str], list[str]]:
     """Which of ``terms`` occur in a text, case-insensitively, in one linear RE2 pass.
 
     One alternation instead of a substring search per term: the cost stays linear in the text
-    however many terms a policy blocks. Returns the terms found, lowercased, first seen first;
-    where terms overlap (``drop`` and ``drop table``) the longest one at a position is named.
+    however many terms a policy blocks. Terms are not lowercased first but left to RE2's (?i),
+    which folds both sides alike. Returns the terms found, lowercased, first seen first; where
+    terms overlap (``drop`` and ``drop table``) the longest one at a position is named.
     """
-    finditer = compile_re2("|".join(re2.escape(term) for term in terms), ignore_case=True,
+    names: dict[str, str] = {}
+    for term in terms:
+        names.setdefault(_fold(term), _term_name(term))
+    finditer = compile_re2("|".join(_term_pattern(term) for term in terms), ignore_case=True,
                            longest_match=True).finditer
 
     def find(text: str) -> list[str]:
@@ -154,6 +229,6 @@ def term_finder(terms: tuple[str, ...]) -> Callable[[str], list[str]]:
             found = [match.group(0) for match in finditer(text)]
         except UnicodeEncodeError:
             found = [match.group(0) for match in finditer(utf8_safe(text))]
-        return list(dict.fromkeys(term.lower() for term in found))
+        return list(dict.fromkeys(names.get(_fold(hit)) or _term_name(hit) for hit in found))
 
     return find

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+import re2
 from core_kit import NOW, DictCounter, compile_set, decide, policy, violated
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from pdp.core import PolicySet
+from pdp.core import PolicySet, patterns
+from pdp.core.patterns import luhn_valid
 
 
 def consume(policy_set: PolicySet, payload: str = "hello", *, consumer: str = "carl",
@@ -37,7 +42,8 @@ def test_the_answer_has_the_origin_shape() -> None:
                              "missing_permissions", "violations", "warnings", "limits",
                              "decision_id", "bundle_revision"}
     assert decision["limits"] == {"max_tokens": 0, "max_requests_per_minute": 0,
-                                  "max_requests_per_day": 0, "max_cost_per_request": 0.0}
+                                  "max_requests_per_hour": 0, "max_requests_per_day": 0,
+                                  "max_cost_per_request": 0.0}
 
 
 def test_access_control_policies_apply_to_consumers() -> None:
@@ -45,6 +51,36 @@ def test_access_control_policies_apply_to_consumers() -> None:
     policy_set = compile_set(policy("access_control", {"allowed_ip_ranges": ["10.0.0.0/8"]}))
     assert consume(policy_set, ip_address="10.9.9.9")["allowed"] is True
     assert consume(policy_set, ip_address="8.8.8.8")["allowed"] is False
+
+
+@pytest.mark.parametrize("when", [
+    pytest.param({"field": "action", "op": "eq", "value": "consume"}, id="action"),
+    pytest.param({"field": "user_id", "op": "starts_with", "value": "ca"}, id="user_id"),
+    pytest.param({"field": "context.region", "op": "eq", "value": "eu"}, id="context"),
+])
+def test_access_policy_conditions_see_the_consumer_as_check_access_would(
+        when: dict[str, Any]) -> None:
+    """An access_control ``when`` reads user_id = consumer, action = consume, and context."""
+    policy_set = compile_set(policy("access_control", {"blocked_user_ids": ["carl"]}, when=when))
+    checked = decide(policy_set, "check_access", {
+        "user_id": "carl", "service_id": "svc-public", "action": "consume",
+        "context": {"region": "eu"}})
+    consumed = consume(policy_set, region="eu")
+    assert checked["allowed"] is consumed["allowed"] is False
+    assert violated(consumed) == violated(checked) == {"p-access-control"}
+    assert consume(policy_set, consumer="ada", region="eu")["allowed"] is True
+
+
+def test_other_consumption_policies_still_see_the_consumption_request() -> None:
+    """Rate limits and content policies are scoped by consumer_id, not by the access input."""
+    policy_set = compile_set(
+        policy("rate_limiting", {"max_tokens_per_request": 10},
+               when={"field": "consumer_id", "op": "eq", "value": "carl"}),
+        policy("content_filtering", {"blocked_terms": ["x"]},
+               when={"field": "consumer_id", "op": "eq", "value": "carl"}))
+    decision = consume(policy_set, "x", metadata={"max_tokens": 50})
+    assert violated(decision) == {"p-rate-limiting", "p-content-filtering"}
+    assert consume(policy_set, "x", consumer="ada", metadata={"max_tokens": 50})["allowed"]
 
 
 @pytest.mark.parametrize(("limit", "window", "step"), [
@@ -106,8 +142,9 @@ def test_limits_are_the_tightest_applicable() -> None:
     policy_set = compile_set(
         policy("rate_limiting", {"max_requests_per_minute": 60, "max_tokens_per_request": 4000},
                id="wide"),
-        policy("rate_limiting", {"max_requests_per_minute": 10, "max_requests_per_day": 500},
-               id="tight"),
+        policy("rate_limiting", {"max_requests_per_minute": 10, "max_requests_per_day": 500,
+                                 "max_requests_per_hour": 200}, id="tight"),
+        policy("rate_limiting", {"max_requests_per_hour": 300}, id="hourly"),
         policy("rate_limiting", {"max_requests_per_minute": 1}, id="shadow",
                enforcement="dryrun"),
         policy("rate_limiting", {"max_requests_per_day": 5}, id="elsewhere",
@@ -115,8 +152,16 @@ def test_limits_are_the_tightest_applicable() -> None:
         policy("pricing", {"max_rate_per_request": 0.05}, id="price"),
     )
     assert consume(policy_set)["limits"] == {"max_tokens": 4000, "max_requests_per_minute": 10,
+                                             "max_requests_per_hour": 200,
                                              "max_requests_per_day": 500,
                                              "max_cost_per_request": 0.05}
+
+
+def test_the_hourly_limit_is_returned_like_the_others() -> None:
+    """max_requests_per_hour reaches ``limits`` (0, "no limit", when no policy sets it)."""
+    policy_set = compile_set(policy("rate_limiting", {"max_requests_per_hour": 100}))
+    assert consume(policy_set)["limits"]["max_requests_per_hour"] == 100
+    assert consume(compile_set())["limits"]["max_requests_per_hour"] == 0
 
 
 CONTENT = [
@@ -127,6 +172,18 @@ CONTENT = [
     ("size over", {"max_payload_bytes": 4}, "héllo", False),   # 6 bytes in UTF-8
     ("size at limit", {"max_payload_bytes": 5}, "hello", True),
     ("empty payload", {"blocked_terms": ["x"], "max_payload_bytes": 1}, "", True),
+    ("dotted I, as written", {"blocked_terms": ["İstanbul"]}, "trip to İstanbul", False),
+    ("dotted I, lower case", {"blocked_terms": ["İstanbul"]}, "trip to istanbul", False),
+    ("dotted I, upper case", {"blocked_terms": ["İstanbul"]}, "trip to ISTANBUL", False),
+    ("dotted I, Turkish upper", {"blocked_terms": ["İstanbul"]}, "trip to İSTANBUL", False),
+    ("dotted I, as lower() writes it", {"blocked_terms": ["İstanbul"]}, "trip to i\u0307stanbul",
+     False),
+    ("dotless i, upper case", {"blocked_terms": ["kırmızı"]}, "KIRMIZI", False),
+    ("plain i, Turkish upper", {"blocked_terms": ["İzmir"]}, "İZMİR", False),
+    ("ASCII term, Turkish text", {"blocked_terms": ["istanbul"]}, "İSTANBUL", False),
+    ("dotted I, other word", {"blocked_terms": ["İstanbul"]}, "trip to Ankara", True),
+    ("ASCII term, mixed case", {"blocked_terms": ["secret", "Top Secret"]}, "TOP sEcReT", False),
+    ("ASCII term absent", {"blocked_terms": ["secret"]}, "secre t", True),
 ]
 
 
@@ -148,6 +205,10 @@ DETECTIONS = [
     ("ip_address", "from 192.168.10.20", "internal"),
     ("ip_address", "from 2001:db8::42", "internal"),
     ("credit_card", "card 4111-1111-1111-1111", "restricted"),
+    ("credit_card", "pay with 4111 1111 1111 1111 12/25", "restricted"),
+    ("credit_card", "4111 1111 1111 1111 123", "restricted"),
+    ("credit_card", "qty 2 4111111111111111", "restricted"),
+    ("credit_card", "ref 12-4111-1111-1111-1111-77", "restricted"),
     ("ssn", "ssn 123-45-6789", "restricted"),
     ("secret", "key AKIAIOSFODNN7EXAMPLE", "restricted"),
     ("secret", "password = hunter2hunter2", "restricted"),
@@ -167,11 +228,26 @@ def test_each_detector_finds_its_kind(detector: str, payload: str, level: str) -
     assert payload.split()[-1] not in str(decision)
 
 
+def test_a_card_is_found_among_long_runs_of_digit_groups_in_linear_time() -> None:
+    """A megabyte of digit groups is scanned well under a second, and a card at its end found."""
+    policy_set = compile_set(policy("data_classification", {"detect": ["credit_card"],
+                                                            "max_level": "internal"}))
+    for filler in ("1 " * 500_000, "1234-" * 200_000):
+        started = time.perf_counter()
+        assert consume(policy_set, filler + "1")["allowed"] is True
+        assert time.perf_counter() - started < 1.0
+        assert consume(policy_set, filler + "4111 1111 1111 1111")["allowed"] is False
+
+
 @pytest.mark.parametrize(("detector", "payload"), [
     ("email", "no address here @ all"),
     ("phone", "version 2024"),
     ("ip_address", "time 12:30:45 and 999.1.1.1"),
     ("credit_card", "card 4111 1111 1111 1112"),   # fails the Luhn check
+    ("credit_card", "id 41111111111111111111111"),  # 23 digits: too long, however it is cut
+    ("credit_card", "id 4111111111111111x"),        # a card-like run inside a word
+    ("credit_card", "call +1 415 555 0123 or 415-555-0199"),
+    ("credit_card", "order 1234 5678 9012 3456"),   # 16 digits, fails the Luhn check
     ("ssn", "ssn 000-12-3456"),                    # area 000 is never issued
     ("secret", "the word token alone"),
 ])
@@ -255,3 +331,28 @@ def test_blocked_terms_are_literal_text_not_patterns() -> None:
     assert consume(policy_set, "axb and x")["allowed"] is True
     decision = consume(policy_set, "A.B and (X)")
     assert decision["violations"][0]["actual_value"] == "a.b, (x)"
+
+
+def test_a_blocked_term_is_named_as_the_policy_writes_it() -> None:
+    """The violation names the blocked term (lowercased), whichever case variant was sent."""
+    policy_set = compile_set(policy("content_filtering", {"blocked_terms": ["İstanbul", "Ankara"]}))
+    decision = consume(policy_set, "ISTANBUL, İstanbul and ANKARA")
+    assert decision["violations"][0]["actual_value"] == "istanbul, ankara"
+
+
+@settings(max_examples=300, deadline=None)
+@given(groups=st.lists(st.text("0123456789", min_size=1, max_size=6), min_size=1, max_size=12),
+       separators=st.lists(st.sampled_from([" ", "-"]), min_size=11, max_size=11))
+def test_a_run_of_digit_groups_holds_a_card_exactly_when_some_span_of_groups_is_one(
+        groups: list[str], separators: list[str]) -> None:
+    """The one-pass search agrees with trying every span of whole groups: 13-19 digits that
+    pass Luhn."""
+    joined = zip(separators, groups[1:], strict=False)
+    run = groups[0] + "".join(sep + group for sep, group in joined)
+    assume(len("".join(groups)) >= 13)
+    expected = any(13 <= len(span) <= 19 and luhn_valid(span)
+                   for i in range(len(groups)) for j in range(i + 1, len(groups) + 1)
+                   for span in ["".join(groups[i:j])])
+    match = re2.search(r"\b\d(?:[ -]?\d){12,}\b", run)
+    assert match is not None and match.group(0) == run
+    assert patterns._card(match) is expected
