@@ -2,17 +2,22 @@
 
 The ``security`` and ``pricing`` types, built like ``residency_compliance``: one closure per rule
 parameter, joined by ``combine``, reading the listing with inline lookups and never raising.
-Field semantics are DESIGN §4.1 "Field details"; ``minimum_tls_version`` needs the version to be
-stated (an unknown TLS version cannot be shown to meet a minimum: fail closed).
+Field semantics are DESIGN §4.1 "Field details". ``minimum_tls_version`` is not one of the
+parameters that require their field (§4.1: ``require_*``, ``minimum_locations``, ``allowed_*``),
+so a listing that does not state ``security.tls_version`` passes it; a stated version that is too
+old or unreadable fails it.
 
 Pricing units: a rate whose unit is ``token``, ``N tokens``, ``Nk tokens`` or ``Nm tokens`` is the
 price of N tokens (k = 10³, m = 10⁶), so its per-token rate is ``rate / N``; ``request`` or
-``N requests`` is a price per request; any other unit (``month``, ``GB``) is neither.
+``N requests`` is a price per request; any other unit (``month``, ``GB``) is neither. Ceilings are
+compared exactly for the decimals people write (see ``_rate_ceiling``).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Context, Decimal
 from typing import Any
 
 from pdp.core.conditions import MISSING
@@ -92,7 +97,9 @@ def _minimum_tls(minimum: int) -> Check:
     wanted = f"{minimum // 10}.{minimum % 10}"
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
-        version = _section(doc, "security").get("tls_version", MISSING)
+        version = _section(doc, "security").get("tls_version")
+        if version is None:
+            return None  # not stated (typed inputs say so with null): absent is no violation
         number = tls_number(version)
         if number is not None and number >= minimum:
             return None
@@ -134,18 +141,55 @@ def _rates(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return [(index, rate) for index, rate in enumerate(rates) if type(rate) is dict]
 
 
-def _rate_ceiling(ceiling: float, unit: str) -> Check:
-    rate_of = per_token_rate if unit == "token" else per_request_rate
+# Rates and ceilings arrive as binary floats parsed from decimals, so ``0.07 / 1000`` is
+# 7.000000000000001e-05, above a ceiling of 7e-05 that 0.07 per 1k tokens exactly meets, and
+# multiplying instead (``7e-05 * 1000`` = 0.06999999999999999) errs the other way. The decimals
+# are recovered exactly from each float's shortest repr (what JSON and YAML wrote, up to 15
+# significant digits), and compared in decimal: exact, but ~1 µs. So the float quotient, whose
+# error is a few parts in 10¹⁶, decides every price outside a band of ±_SLACK around the ceiling
+# for free, and only a price inside the band (a price at, or a hair from, the ceiling) pays for
+# the exact comparison.
+_SLACK = 1e-12
+# Below this magnitude floats lose relative precision (subnormals), so the band above does not
+# hold: a ceiling this small is compared exactly for any price under twice this.
+_TINY = 1e-290
+# 40 digits hold the product of two shortest reprs (17 digits each) without rounding.
+_EXACT = Context(prec=40)
+
+
+def _decimal(value: float) -> Decimal:
+    """The decimal a person wrote for ``value``: its shortest repr, not its binary expansion."""
+    return Decimal(repr(value))
+
+
+def _exact_rate(amount: float, count: float) -> float:
+    """``amount / count`` done in decimal, then rounded once: 0.21 / 1000 is 0.00021."""
+    return float(_EXACT.divide(_decimal(amount), _decimal(count)))
+
+
+def _rate_ceiling(ceiling: float, kind: str) -> Check:
+    exact_ceiling = _decimal(ceiling)
+    low, high = ((ceiling * (1 - _SLACK), ceiling * (1 + _SLACK)) if ceiling >= _TINY
+                 else (-math.inf, 2 * _TINY))
+    expected = f"at most {display(ceiling)} per {kind}"
+
+    def over(amount: float, count: float) -> bool:
+        price = amount / count
+        # NaN compares false both ways and passes, as an unreadable price always has here.
+        return price > high or (price >= low and _decimal(amount)
+                                > _EXACT.multiply(exact_ceiling, _decimal(count)))
 
     def check(doc: dict[str, Any]) -> list[Finding] | None:
-        findings = [
-            (f"pricing.rates.{index}.rate", display(price),
-             f"at most {display(ceiling)} per {unit}",
-             f"tier {display(rate.get('tier'))!r} charges {display(price)} per {unit}, above "
-             f"{display(ceiling)}", f"lower the per-{unit} rate")
-            for index, rate in _rates(doc)
-            if (price := rate_of(rate)) is not None and price > ceiling
-        ]
+        findings: list[Finding] = []
+        for index, rate in _rates(doc):
+            priced = _priced(rate, kind)
+            if priced is None or not over(*priced):
+                continue
+            # Reported as written (0.00021, not 0.00020999999999999998); only violations pay.
+            price = display(_exact_rate(*priced))
+            findings.append((f"pricing.rates.{index}.rate", price, expected,
+                             f"tier {display(rate.get('tier'))!r} charges {price} per {kind}, "
+                             f"above {display(ceiling)}", f"lower the per-{kind} rate"))
         return findings or None
 
     return check
@@ -208,7 +252,8 @@ def compile_pricing(rule: PricingRule) -> Check:
 # A fixed pattern of ours, applied to a string of at most 64 characters: Python's re is safe here
 # (admin-supplied patterns, by contrast, always go to RE2).
 _UNIT = re.compile(r"(?:per\s+)?(?:(\d+(?:\.\d+)?)\s*([km])?\s+)?(tokens?|requests?)", re.I)
-_SCALE = {None: 1.0, "k": 1e3, "m": 1e6}
+# Scales as exponents: float("1.5e3") rounds once, where float("1.5") * 1e3 could round twice.
+_EXPONENT = {"": "", "k": "e3", "m": "e6"}
 MAX_UNIT_LENGTH = 64
 
 
@@ -223,7 +268,7 @@ def _unit(rate: dict[str, Any]) -> tuple[str, float] | None:
     number: str | None = match.group(1)
     scale: str | None = match.group(2)
     kind: str = match.group(3)
-    count = float(number) * _SCALE[scale.lower() if scale else None] if number else 1.0
+    count = float(number + _EXPONENT[scale.lower() if scale else ""]) if number else 1.0
     if count <= 0:
         return None
     return ("token" if kind.lower().startswith("token") else "request"), count
@@ -234,17 +279,21 @@ def _amount(rate: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) and type(value) is not bool else None
 
 
+def _priced(rate: dict[str, Any], kind: str) -> tuple[float, float] | None:
+    """``(amount, count)`` of a tier priced per ``kind`` (token or request), else None."""
+    unit, amount = _unit(rate), _amount(rate)
+    if unit is None or amount is None or unit[0] != kind:
+        return None
+    return amount, unit[1]
+
+
 def per_token_rate(rate: dict[str, Any]) -> float | None:
     """The price of one token under this tier, or None if the tier is not priced per token."""
-    unit, amount = _unit(rate), _amount(rate)
-    if unit is None or amount is None or unit[0] != "token":
-        return None
-    return amount / unit[1]
+    priced = _priced(rate, "token")
+    return None if priced is None else _exact_rate(*priced)
 
 
 def per_request_rate(rate: dict[str, Any]) -> float | None:
     """The price of one request under this tier, or None if it is not priced per request."""
-    unit, amount = _unit(rate), _amount(rate)
-    if unit is None or amount is None or unit[0] != "request":
-        return None
-    return amount / unit[1]
+    priced = _priced(rate, "request")
+    return None if priced is None else _exact_rate(*priced)

@@ -124,7 +124,13 @@ SECURITY = [
      {"security.tls_version"}),
     ("tls: nonsense", {"minimum_tls_version": 12}, {"security": {"tls_version": "fast"}},
      {"security.tls_version"}),
-    ("tls: absent", {"minimum_tls_version": 12}, {}, {"security.tls_version"}),
+    ("tls: absent", {"minimum_tls_version": 12}, {}, PASS),
+    ("tls: absent from a stated security section", {"minimum_tls_version": 13},
+     {"endpoint": {"url": "https://x"}, "security": {"encryption_at_rest": True}}, PASS),
+    ("tls: null is absent", {"minimum_tls_version": 13}, {"security": {"tls_version": None}},
+     PASS),
+    ("tls: empty text is stated, and unreadable", {"minimum_tls_version": 12},
+     {"security": {"tls_version": ""}}, {"security.tls_version"}),
 ]
 
 
@@ -145,11 +151,29 @@ PRICING = [
     ("per token: other units ignored", {"max_rate_per_token": 0.1}, rates(("m", 50, "month")),
      PASS),
     ("per token: absent", {"max_rate_per_token": 0.1}, {}, PASS),
+    ("per token: exactly at the ceiling, per thousand", {"max_rate_per_token": 0.00007},
+     rates(("std", 0.07, "1k tokens")), PASS),
+    ("per token: a hair over the ceiling, per thousand", {"max_rate_per_token": 0.00007},
+     rates(("std", 0.0700000000000001, "1k tokens")), {"pricing.rates.0.rate"}),
+    ("per token: just over the ceiling, per thousand", {"max_rate_per_token": 0.00007},
+     rates(("std", 0.0700001, "1k tokens")), {"pricing.rates.0.rate"}),
+    ("per token: exactly at the ceiling, per million", {"max_rate_per_token": 0.0000001},
+     rates(("std", 0.1, "1m tokens")), PASS),
+    ("per token: a hair over the ceiling, per million", {"max_rate_per_token": 0.0000001},
+     rates(("std", 0.100000000000001, "1m tokens")), {"pricing.rates.0.rate"}),
+    ("per token: exactly at the ceiling, per 1.5k", {"max_rate_per_token": 0.0001},
+     rates(("std", 0.15, "1.5k tokens")), PASS),
     ("per request: under", {"max_rate_per_request": 0.01}, rates(("std", 0.005, "request")),
      PASS),
     ("per request: over", {"max_rate_per_request": 0.01},
      rates(("free", 0, "request"), ("std", 0.05, "request")), {"pricing.rates.1.rate"}),
     ("per request: absent", {"max_rate_per_request": 0.01}, {}, PASS),
+    ("per request: exactly at the ceiling, per hundred", {"max_rate_per_request": 0.011},
+     rates(("std", 1.1, "100 requests")), PASS),
+    ("per request: a hair over the ceiling, per hundred", {"max_rate_per_request": 0.011},
+     rates(("std", 1.10000000000001, "100 requests")), {"pricing.rates.0.rate"}),
+    ("per request: at a zero ceiling, free passes", {"max_rate_per_request": 0.0},
+     rates(("free", 0, "request"), ("std", 0.000001, "request")), {"pricing.rates.1.rate"}),
     ("free tier: named", {"require_free_tier": True}, rates(("Free", 5, "month")), PASS),
     ("free tier: zero rate", {"require_free_tier": True}, rates(("basic", 0, "request")), PASS),
     ("free tier: none", {"require_free_tier": True}, rates(("std", 1, "request")),
@@ -230,12 +254,22 @@ def test_several_parameters_report_separately() -> None:
 
 
 @pytest.mark.parametrize(("version", "passes"), [
-    (1.3, True), ("13", True), ("TLSv1.3", True), ("tls 1.2", False), (2, False), (None, False),
+    (1.3, True), ("13", True), ("TLSv1.3", True), ("tls 1.2", False), (2, False),
 ])
 def test_tls_versions_are_read_in_their_usual_spellings(version: Any, passes: bool) -> None:
     """``minimum_tls_version`` 13 accepts 1.3 as a number, "13", "TLSv1.3"; not 1.2."""
-    listing = {} if version is None else {"security": {"tls_version": version}}
+    listing = {"security": {"tls_version": version}}
     assert (fields_violated("security", {"minimum_tls_version": 13}, listing) == PASS) is passes
+
+
+def test_a_rate_violation_reports_the_per_token_rate_as_written() -> None:
+    """A price over the ceiling is reported per token, as a person would write it (0.00021)."""
+    decision = decide(compile_set(policy("pricing", {"max_rate_per_token": 0.0002})),
+                      "validate_service", rates(("std", 0.21, "1k tokens")))
+    (violation,) = decision["violations"]
+    assert (violation["actual_value"], violation["expected_value"]) == (
+        "0.00021", "at most 0.0002 per token")
+    assert violation["message"] == "tier 'std' charges 0.00021 per token, above 0.0002"
 
 
 def test_an_object_value_is_reported_as_json() -> None:
