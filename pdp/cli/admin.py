@@ -19,9 +19,7 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from typing import Any
 import yaml
 
 from pdp.cli import _output
+from pdp.cli.admin_apply import apply_one, read_documents, validate_all
 from pdp.cli.admin_client import (
     BUNDLE_FIELDS,
     FLEET_FIELDS,
@@ -164,84 +163,17 @@ def _policy_get(args: argparse.Namespace, client: AdminClient) -> None:
     print(f"# version {answer['version']}, updated {answer['updated_at']}")
 
 
-def _file_name(path: Path) -> str:
-    return "stdin" if str(path) == "-" else str(path)
-
-
-def _read_documents(path: Path) -> list[dict[str, Any]]:
-    name = _file_name(path)
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise AdminError(f"{name}: not UTF-8 text") from None
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise AdminError(f"{name}: not valid YAML or JSON: {exc}") from None
-    except RecursionError:
-        # PyYAML nests recursively: `[[[[...` thousands deep exhausts the stack. A policy is
-        # a few levels deep (the control plane refuses JSON deeper than 64 anyway).
-        raise AdminError(f"{name}: nested too deeply to be a policy file") from None
-    for index, document in enumerate(documents):
-        if not isinstance(document, dict) or not isinstance(document.get("id"), str):
-            raise AdminError(f"{name}: document {index + 1} is not a policy with an 'id'")
-    return documents
-
-
-def _validate_all(client: AdminClient, path: Path, documents: list[dict[str, Any]]) -> None:
-    """Ask the control plane to validate every document; AdminError naming each invalid one.
-
-    Nothing is applied unless every document is valid, so a file is applied whole or not at all
-    as far as validation can tell (a conflict found while applying can still stop it midway).
-    """
-    invalid: list[tuple[int, str, AdminError]] = []
-    for number, document in enumerate(documents, start=1):
-        try:
-            client.call("POST", "/v1/policies/validate", document, expect=("valid",))
-        except AdminError as exc:
-            if exc.status != 400:  # unreachable, not allowed...: the same for every document
-                raise
-            invalid.append((number, document["id"], exc))
-    if not invalid:
-        return
-    lines = [f"{_file_name(path)}: {len(invalid)} of {len(documents)} documents invalid; "
-             "nothing was applied"]
-    for number, policy_id, refusal in invalid:
-        lines.append(f"  document {number} ({policy_id}): {refusal}")
-        lines.extend(f"    {error.get('field') or '<document>'}: {error.get('message')}"
-                     for error in refusal.body.get("errors") or [])
-    body = {"message": lines[0], "invalid": [{"document": number, "id": policy_id, **refusal.body}
-                                             for number, policy_id, refusal in invalid]}
-    raise AdminError("\n".join(lines), status=400, body=body)
-
-
-def _apply_one(client: AdminClient, document: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Create or update one policy; return the outcome and the control plane's answer."""
-    path = f"/v1/policies/{urllib.parse.quote(document['id'], safe='')}"
-    try:
-        current = client.call("GET", path, expect=POLICY_FIELDS)
-    except AdminError as exc:
-        if exc.status != 404:
-            raise
-        return "created", client.call("POST", "/v1/policies", document, expect=POLICY_FIELDS)
-    # Without a version in the file, guard against a change between our read and our write.
-    version = document.get("version", current["version"])
-    answer = client.call("PUT", path, document, headers={"If-Match": f'"{version}"'},
-                         expect=POLICY_FIELDS)
-    return ("updated" if answer["version"] != current["version"] else "unchanged"), answer
-
-
 def _policy_apply(args: argparse.Namespace, client: AdminClient) -> None:
     try:
-        documents = _read_documents(args.file)
+        documents = read_documents(args.file)
     except OSError as exc:
         raise AdminError(f"cannot read {args.file}: {exc.strerror}") from None
-    _validate_all(client, args.file, documents)
+    validate_all(client, args.file, documents)
     results: list[dict[str, Any]] = []
     try:
         for number, document in enumerate(documents, start=1):
             try:
-                outcome, answer = _apply_one(client, document)
+                outcome, answer = apply_one(client, document)
             except AdminError as exc:
                 raise AdminError(
                     f"document {number} ({document['id']}): {exc} ({len(results)} of "
