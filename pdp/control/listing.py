@@ -7,16 +7,20 @@ the origin's ``filter`` string (``type=SECURITY AND enabled=true``) and ``order_
 Orders are one or more comma-separated ``field [asc|desc]`` terms; ties are broken by id. Page sizes
 above the maximum are lowered to it (as AIP-158 advises), not refused.
 
-Page tokens are opaque to clients; inside they carry the offset of the next page. Offsets can skip
-or repeat a row when policies are created between two page reads, which an admin listing tolerates.
+Page tokens are opaque to clients; inside they carry the offset of the next page and a digest of
+the filter and order, so a token used with another filter or order is refused rather than paging
+a different list (as the sidecar's ListPolicies does). Offsets can skip or repeat a row when
+policies are created between two page reads, which an admin listing tolerates.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pdp.control.database import MAX_BIGINT, positive_int
 from pdp.control.errors import RequestError
@@ -64,28 +68,32 @@ class PolicyQuery:
         terms = [ORDER_COLUMNS[field] + (" DESC" if desc else " ASC") for field, desc in self.order]
         return ", ".join([*terms, "id ASC"])
 
+    def digest(self) -> str:
+        """What a page token is tied to: the filter and the order, not the page."""
+        selection = [self.type, self.enabled, self.severity, self.enforcement, self.order]
+        return hashlib.sha256(json.dumps(selection).encode()).hexdigest()[:16]
+
     def next_page_token(self, total: int) -> str:
         """The token of the page after this one, or "" when this is the last."""
         following = self.offset + self.page_size
-        return encode_page_token(following) if following < total else ""
+        if following >= total:
+            return ""
+        return base64.urlsafe_b64encode(f"o:{following}:{self.digest()}".encode()
+                                        ).decode().rstrip("=")
 
 
-def encode_page_token(offset: int) -> str:
-    """The opaque token for a page starting at `offset`."""
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
-
-
-def _decode_page_token(token: str) -> int:
+def _with_page_token(query: PolicyQuery, token: str) -> PolicyQuery:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, number = raw.partition(":")
-        offset = int(number) if number.isascii() and number.isdigit() else -1
     except (binascii.Error, UnicodeDecodeError):
-        offset = -1
-        prefix = ""
+        raw = ""
+    prefix, number, digest = [*raw.split(":"), "", "", ""][:3]
+    offset = int(number) if number.isascii() and number.isdigit() else -1
     if prefix != "o" or not 0 <= offset <= MAX_BIGINT:
         raise _bad("page_token", "not a page token returned by a previous list")
-    return offset
+    if digest != query.digest():
+        raise _bad("page_token", "the token belongs to a listing with another filter or order_by")
+    return replace(query, offset=offset)
 
 
 def _bad(field: str, message: str) -> RequestError:
@@ -137,15 +145,15 @@ def parse_policy_query(params: Mapping[str, str]) -> PolicyQuery:
     page_size = DEFAULT_PAGE_SIZE
     if params.get("page_size"):
         page_size = positive_int(params["page_size"], "page_size")
-    offset = _decode_page_token(params["page_token"]) if params.get("page_token") else 0
     order = _parse_order(params["order_by"]) if params.get("order_by") else (("id", False),)
-    return PolicyQuery(
+    query = PolicyQuery(
         type=_parse_choice(params, "type", POLICY_TYPES),
         enabled=enabled,
         severity=_parse_choice(params, "severity", SEVERITIES),
         enforcement=_parse_choice(params, "enforcement", ENFORCEMENTS),
-        page_size=min(page_size, MAX_PAGE_SIZE), offset=offset, order=order,
+        page_size=min(page_size, MAX_PAGE_SIZE), order=order,
     )
+    return _with_page_token(query, params["page_token"]) if params.get("page_token") else query
 
 
 def parse_filter_expression(expression: str) -> dict[str, str]:

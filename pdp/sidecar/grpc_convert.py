@@ -61,6 +61,12 @@ _REPEATED = 4
 _REPEATED_MESSAGE = 5
 _MAP = 6  # map<string, string>: the only maps in the contract
 
+_ALWAYS = 7  # an optional scalar read as the origin's clients mean it: absent is zero
+# Optional scalars whose absence on the wire means zero. The origin declares them plain proto3
+# scalars, so its clients never send a zero: a free tier ("rate 0") arrives as a tier without a
+# rate, and must still be a free tier (DESIGN §4.1). Over HTTP an absent rate stays absent.
+ZERO_WHEN_ABSENT = frozenset({"policyengine.v1.PricingTier.rate"})
+
 _Step = tuple[str, int, Any]
 _WELL_KNOWN: dict[str, _Converter] = {
     "google.protobuf.Struct": json_format.MessageToDict,
@@ -79,6 +85,7 @@ def _plan(descriptor: Descriptor) -> tuple[_Step, ...]:
         sub = field.message_type
         if sub is None:
             kind = (_REPEATED if field.is_repeated
+                    else _ALWAYS if field.full_name in ZERO_WHEN_ABSENT
                     else _OPTIONAL if field.has_presence else _SCALAR)
             steps.append((field.name, kind, None))
         elif sub.GetOptions().map_entry:
@@ -106,6 +113,8 @@ def message_to_json(message: Message, *, skip: frozenset[str] = frozenset()) -> 
             value = getattr(message, name)
             if value:
                 out[name] = value
+        elif kind == _ALWAYS:
+            out[name] = getattr(message, name)
         elif kind == _OPTIONAL:
             if message.HasField(name):
                 out[name] = getattr(message, name)

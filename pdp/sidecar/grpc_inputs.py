@@ -83,8 +83,8 @@ def _tier(message: pb.PricingTier) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if tier := message.tier:
         out["tier"] = tier
-    if message.HasField("rate"):
-        out["rate"] = message.rate
+    # Always present: an origin client cannot send a rate of 0 (see grpc_convert.ZERO_WHEN_ABSENT).
+    out["rate"] = message.rate
     if unit := message.unit:
         out["unit"] = unit
     if description := message.description:

@@ -237,3 +237,17 @@ async def test_a_condition_value_that_is_not_finite_is_invalid_argument(
     code = await _code(lambda s, m: s.CreatePolicy(pb.CreatePolicyRequest(policy=policy),
                                                    metadata=m), stub, auth(tokens[Role.EDITOR]))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_page_token_used_with_another_filter_or_order_is_invalid_argument(
+        stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """A token pages the listing it came from; with another filter or order it would silently
+    skip or repeat policies, so it is refused, as the sidecar refuses it."""
+    md = auth(tokens[Role.VIEWER])
+    first = await stub.ListPolicies(pb.ListPoliciesRequest(page_size=2), metadata=md)
+    for other in (pb.ListPoliciesRequest(filter="type=DATA_RESIDENCY", page_size=2,
+                                         page_token=first.next_page_token),
+                  pb.ListPoliciesRequest(order_by="name desc", page_size=2,
+                                         page_token=first.next_page_token)):
+        code = await _code(lambda s, m, r=other: s.ListPolicies(r, metadata=m), stub, md)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT

@@ -24,7 +24,13 @@ from test_grpc_support import EngineUnderTest, engine_without_bundle, example, s
 
 from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
 from pdp._proto.policyengine.v1 import policy_engine_pb2_grpc as pb_grpc
-from pdp.core import MAX_TEXT_CHARS, InputValidationError, parse_input
+from pdp.core import (
+    MAX_TEXT_CHARS,
+    InputValidationError,
+    compile_policy_set,
+    parse_input,
+    parse_policy,
+)
 from pdp.sidecar import grpc_inputs
 from pdp.sidecar.grpc_convert import request_input
 
@@ -246,3 +252,20 @@ async def test_fast_path_answers_as_the_checked_path(
     assert {v.policy_id for v in answer.violations} == {
         v["policy_id"] for v in checked["violations"]}
     assert answer.compliant is checked["compliant"] is False
+
+
+def test_a_tier_without_a_rate_is_a_free_tier_as_origin_clients_mean_it() -> None:
+    """The origin's `rate` is a plain proto3 double, so its clients never put a 0 on the wire:
+    a tier that arrives without a rate is rate 0, and meets `require_free_tier`."""
+    origin_free_tier = pb.ValidateServiceRequest.FromString(pb.ValidateServiceRequest(
+        service_id="svc-1", name="One", endpoint=pb.ServiceEndpoint(url="https://one.example"),
+        pricing=pb.ServicePricing(model="usage", rates=[pb.PricingTier(tier="basic")]),
+    ).SerializeToString())
+    document, plainly_valid = grpc_inputs.listing_input(origin_free_tier)
+    assert document["pricing"]["rates"] == [{"tier": "basic", "rate": 0.0}]
+    assert request_input(origin_free_tier) == document and plainly_valid
+    policy_set = compile_policy_set([parse_policy({
+        "id": "free", "name": "Free tier", "type": "pricing",
+        "rule": {"require_free_tier": True}})], {})
+    decision = policy_set.evaluate("validate_service", document, now=0.0, decision_id="d")
+    assert decision["compliant"] is True
