@@ -28,9 +28,15 @@ class AuditEntry:
 
 async def record(conn: asyncpg.Connection, *, actor: str, action: str, target: str,
                  details: dict[str, Any] | None = None) -> None:
-    """Add an audit row inside the caller's transaction, so it commits (or not) with the write."""
+    """Add an audit row inside the caller's transaction, so it commits (or not) with the write.
+
+    Stamped when the row is written, not with the column default ``now()`` (the transaction's
+    start): a publish that waited for the publish lock would otherwise be dated before the one it
+    waited for, and rows would not read in the order their ids give.
+    """
     await conn.execute(
-        "INSERT INTO audit_log (actor, action, target, details) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO audit_log (actor, action, target, details, at)"
+        " VALUES ($1, $2, $3, $4, clock_timestamp())",
         actor, action, target, details or {},
     )
 

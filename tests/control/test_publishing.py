@@ -79,7 +79,8 @@ async def test_concurrent_publishes_on_two_replicas_get_distinct_sequences(
 
 async def test_published_at_never_decreases_as_the_sequence_rises(
         plane: ControlPlane, replica: ControlPlane) -> None:
-    """Under concurrent publishes on two replicas, a later sequence is never stamped earlier."""
+    """Under concurrent publishes on two replicas, a later sequence is never stamped earlier,
+    in the bundle table or in the audit log."""
     for _ in range(3):
         await asyncio.gather(*(p.publisher.publish(PUBLISHER)
                                for _ in range(4) for p in (plane, replica)))
@@ -87,6 +88,9 @@ async def test_published_at_never_decreases_as_the_sequence_rises(
     stamps = [r["published_at"] for r in rows]
     assert len(stamps) == 24
     assert stamps == sorted(stamps), [(r["sequence"], r["published_at"].time()) for r in rows]
+    audited = await plane.pool.fetch("SELECT target, at FROM audit_log"
+                                     " WHERE action = 'bundle.publish' ORDER BY target::int")
+    assert [r["at"] for r in audited] == sorted(r["at"] for r in audited)
 
 
 async def test_the_served_bundle_is_the_stored_one_and_verifies(
