@@ -16,7 +16,7 @@ from pdp.control.draft import policy_spec
 from pdp.control.errors import RequestError
 from pdp.control.http_errors import Handler
 from pdp.control.http_json import json_response, read_json, read_json_object
-from pdp.control.listing import parse_policy_query
+from pdp.control.listing import query_from_params
 from pdp.control.plane import ControlPlane
 from pdp.core import FieldError
 
@@ -53,8 +53,9 @@ def expected_version(request: web.Request, body: Any = None) -> int | None:
 
 
 async def list_policies(request: web.Request) -> web.Response:
-    """``GET /v1/policies?type=&enabled=&severity=&page_size=&page_token=&order_by=``"""
-    query = parse_policy_query(dict(request.query))
+    """``GET /v1/policies?type=&enabled=&severity=&enforcement=&order_by=&page_size=&page_token=``
+    (parsed as in :mod:`pdp.core.policy_query`)."""
+    query = query_from_params(dict(request.query))
     records, total = await request.app[PLANE].draft.list_policies(principal(request), query)
     return json_response({
         "policies": [r.to_json() for r in records],

@@ -22,7 +22,7 @@ from pdp.control.database import CONNECTION_ERRORS, positive_int
 from pdp.control.draft import parse_decision_input
 from pdp.control.errors import NotPublishedError, RequestError
 from pdp.control.grpc_errors import grpc_errors
-from pdp.control.listing import parse_filter_expression, parse_policy_query
+from pdp.control.listing import query_from_request
 from pdp.control.plane import ControlPlane
 from pdp.control.policy_store import PolicyRecord
 from pdp.core import FieldError
@@ -116,16 +116,9 @@ class ControlPolicyEngineServicer:
     @grpc_errors
     async def ListPolicies(self, request: pb.ListPoliciesRequest,
                            context: aio.ServicerContext) -> pb.ListPoliciesResponse:
-        """A page of the draft's policies (filter, order_by and page tokens as over HTTP)."""
+        """A page of the draft's policies (filter, order_by and page tokens as on a sidecar)."""
         actor = await self._caller(context)
-        params = parse_filter_expression(request.filter)
-        if request.page_size:
-            params["page_size"] = str(request.page_size)
-        if request.page_token:
-            params["page_token"] = request.page_token
-        if request.order_by:
-            params["order_by"] = request.order_by
-        query = parse_policy_query(params)
+        query = query_from_request(request)
         records, total = await self._plane.draft.list_policies(actor, query)
         return pb.ListPoliciesResponse(policies=[_policy(r) for r in records],
                                        next_page_token=query.next_page_token(total),

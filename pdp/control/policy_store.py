@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from pdp.control.errors import AlreadyExistsError, NotFoundError, VersionConflictError
-from pdp.control.listing import PolicyQuery
+from pdp.control.listing import PolicyQuery, order_sql, where_sql
 
 
 @dataclass(frozen=True)
@@ -86,21 +86,13 @@ class PolicyStore:
 
     async def find(self, query: PolicyQuery) -> tuple[list[PolicyRecord], int]:
         """One page of live policies matching `query`, and how many match in all."""
-        clauses = ["deleted_at IS NULL"]
-        args: list[Any] = []
-        for column, value in (("type", query.type), ("enabled", query.enabled),
-                              ("severity", query.severity),
-                              ("spec->>'enforcement'", query.enforcement)):
-            if value is not None:
-                args.append(value)
-                clauses.append(f"{column} = ${len(args)}")
-        where = " AND ".join(clauses)
+        where, args = where_sql(query)
+        page = f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}"
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             total = await conn.fetchval(f"SELECT count(*) FROM policies WHERE {where}", *args)
             rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM policies WHERE {where} ORDER BY {query.order_sql()}"
-                f" LIMIT {query.page_size} OFFSET {query.offset}",
-                *args,
+                f"SELECT {_COLUMNS} FROM policies WHERE {where} ORDER BY {order_sql(query)} {page}",
+                *args, query.page_size, query.offset,
             )
         return [_record(row) for row in rows], int(total)
 

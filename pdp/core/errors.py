@@ -6,6 +6,7 @@
     ├── PolicyValidationError       a policy document, bundle data or test file is invalid
     │   └── TestDefinitionError     a bundle test file is invalid
     ├── InputValidationError        a decision input does not match its query's schema
+    │   └── PolicyQueryError        a policy list request (filter, order_by, page...) is invalid
     └── UnknownQueryError           the query name is not one of ``QUERIES``
 
 Evaluation never raises: a problem with an input *value* during evaluation becomes a violation in
@@ -54,9 +55,20 @@ class TestDefinitionError(PolicyValidationError):
 class InputValidationError(CoreError):
     """A decision input is invalid for its query; shells answer 400 / INVALID_ARGUMENT."""
 
-    def __init__(self, errors: list[FieldError]) -> None:
+    def __init__(self, errors: list[FieldError], message: str | None = None) -> None:
         self.errors = errors
-        super().__init__(f"invalid input: {_describe(errors)}")
+        super().__init__(message or f"invalid input: {_describe(errors)}")
+
+
+class PolicyQueryError(InputValidationError):
+    """A policy list request is invalid; ``errors`` holds the one offending field.
+
+    A kind of InputValidationError, so every shell that answers a bad input with 400 /
+    INVALID_ARGUMENT answers a bad filter, order_by, page_size or page_token the same way.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__([FieldError(field, message)], f"invalid {field}: {message}")
 
 
 class UnknownQueryError(CoreError):

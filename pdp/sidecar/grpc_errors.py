@@ -6,9 +6,10 @@ leaves the server as a deliberate status, never as grpc's ``UNKNOWN``:
 =====================================  =====================
 exception                              status
 =====================================  =====================
-pdp.core.InputValidationError          INVALID_ARGUMENT (the message names each field path)
+pdp.core.InputValidationError          INVALID_ARGUMENT (the message names each field path;
+                                       also PolicyQueryError: filter, order_by, page token...)
 a request that does not decode         INVALID_ARGUMENT (see :func:`tolerant_deserializer`)
-pdp.sidecar.errors.RequestError        INVALID_ARGUMENT (bad filter, order_by, page token...)
+pdp.sidecar.errors.RequestError        INVALID_ARGUMENT (a missing policy_id...)
 PolicyNotFoundError                    NOT_FOUND
 pdp.core.UnknownQueryError             NOT_FOUND
 PolicyWriteRefusedError                FAILED_PRECONDITION

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -17,6 +19,8 @@ from pdp._proto.policyengine.v1.policy_engine_pb2_grpc import PolicyEngineServic
 from pdp.control.auth import Principal, Role
 from pdp.control.grpc_service import make_grpc_server
 from pdp.control.plane import ControlPlane
+from pdp.core import PolicySet, compile_policy_set, parse_policy
+from pdp.sidecar.grpc_server import SidecarGrpcServer
 
 PUBLISHER = Principal(token_id=0, name="tester", role=Role.PUBLISHER)
 
@@ -251,3 +255,101 @@ async def test_a_page_token_used_with_another_filter_or_order_is_invalid_argumen
                                          page_token=first.next_page_token)):
         code = await _code(lambda s, m, r=other: s.ListPolicies(r, metadata=m), stub, md)
         assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_list_filter_takes_enabled_true_or_false_only(
+        stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """`enabled=1` is refused naming the filter, as a sidecar refuses it."""
+    with pytest.raises(aio.AioRpcError) as raised:
+        await stub.ListPolicies(pb.ListPoliciesRequest(filter="enabled=1"),
+                                metadata=auth(tokens[Role.VIEWER]))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "filter" in (raised.value.details() or "")
+
+
+class _FixedEngine:
+    """A sidecar engine whose active bundle holds a given policy set (decisions are not used)."""
+
+    def __init__(self, policy_set: PolicySet) -> None:
+        self.active = SimpleNamespace(policy_set=policy_set, revision="same-policies")
+
+    def decide(self, query: str, raw_input: object, **_: Any) -> dict[str, Any]:
+        raise AssertionError("no decisions in this test")
+
+    def ready(self) -> bool:
+        return True
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+# Names that order differently under a locale's collation or Unicode case folding than by code
+# point with ASCII letters folded; ids whose hyphens a locale would ignore.
+_MORE_POLICIES = [
+    ("a-c", "beta", "high", "warn", True), ("ab", "Beta", "high", "deny", False),
+    ("e1", "émile", "low", "dryrun", True), ("e2", "Émile", "low", "warn", True),
+    ("z9", "alpha", "critical", "deny", False), ("zz", "Zulu", "medium", "warn", True),
+]
+_SAME_PAGE_REQUESTS = [
+    pb.ListPoliciesRequest(),
+    pb.ListPoliciesRequest(filter="type=SECURITY AND enabled=true"),
+    pb.ListPoliciesRequest(filter="severity=high", order_by="name desc"),
+    pb.ListPoliciesRequest(filter="enforcement=warn", page_size=1),
+    pb.ListPoliciesRequest(filter="enabled=false", order_by="name"),
+    pb.ListPoliciesRequest(order_by="name", page_size=2),
+    pb.ListPoliciesRequest(order_by="name desc, id desc", page_size=3),
+    pb.ListPoliciesRequest(order_by="severity desc, enforcement", page_size=3),
+    pb.ListPoliciesRequest(order_by="type, name desc", page_size=4),
+    pb.ListPoliciesRequest(order_by="version desc", page_size=5),
+    pb.ListPoliciesRequest(order_by="id desc", page_size=10_000),
+    pb.ListPoliciesRequest(filter="enabled=1"),
+    pb.ListPoliciesRequest(order_by="popularity"),
+    pb.ListPoliciesRequest(page_size=-1),
+]
+
+
+async def _pages(stub: PolicyEngineServiceStub, request: pb.ListPoliciesRequest,
+                 metadata: Any = ()) -> list[tuple[Any, ...]]:
+    """Every page of a listing as (ids, total, next token), or the refusal's code and details."""
+    pages: list[tuple[Any, ...]] = []
+    current = pb.ListPoliciesRequest()
+    current.CopyFrom(request)
+    while True:
+        try:
+            page = await stub.ListPolicies(current, metadata=metadata)
+        except aio.AioRpcError as exc:
+            return [*pages, (exc.code(), exc.details())]
+        pages.append(([p.id for p in page.policies], page.total_count, page.next_page_token))
+        if not page.next_page_token:
+            return pages
+        current.page_token = page.next_page_token
+
+
+async def test_the_sidecar_and_the_control_plane_answer_the_same_pages(
+        plane: ControlPlane, stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """Over the same policies, the same ListPolicies request gives the same pages, totals and
+    tokens on a sidecar (in memory) and on the control plane (SQL), and the same refusals."""
+    editor = Principal(token_id=0, name="tester", role=Role.EDITOR)
+    for policy_id, name, severity, enforcement, enabled in _MORE_POLICIES:
+        await plane.draft.create_policy(editor, {
+            "id": policy_id, "name": name, "type": "security", "severity": severity,
+            "enforcement": enforcement, "enabled": enabled, "rule": {"require_https": True}})
+    await plane.draft.update_policy(editor, "zz", {
+        "id": "zz", "name": "Zulu", "type": "security", "severity": "medium",
+        "enforcement": "warn", "rule": {"require_https": False}}, None)
+    async with plane.pool.acquire() as conn:
+        specs = await plane.draft.policies.live_specs(conn)
+    policy_set = compile_policy_set([parse_policy(spec) for spec in specs], {},
+                                    revision="same-policies")
+    md = auth(tokens[Role.VIEWER])
+    async with contextlib.AsyncExitStack() as stack:
+        sidecar = SidecarGrpcServer(_FixedEngine(policy_set), "127.0.0.1:0")
+        port = await sidecar.start()
+        stack.push_async_callback(sidecar.stop, 0)
+        channel = aio.insecure_channel(f"127.0.0.1:{port}")
+        stack.push_async_callback(channel.close)
+        sidecar_stub = PolicyEngineServiceStub(channel)
+        for request in _SAME_PAGE_REQUESTS:
+            expected = await _pages(stub, request, md)
+            assert await _pages(sidecar_stub, request) == expected, request
+    assert len(await _pages(stub, pb.ListPoliciesRequest(page_size=2), md)) == 6

@@ -194,6 +194,18 @@ async def test_list_filters_by_type_and_severity(client: ApiClient,
     assert listed["total_count"] == 1
 
 
+async def test_list_filters_by_enabled_and_enforcement(client: ApiClient,
+                                                      editor: dict[str, str]) -> None:
+    """`enabled=false&enforcement=warn` keeps the disabled warn-only policies."""
+    for policy_id, enabled, enforcement in (("w-off", False, "warn"), ("w-on", True, "warn"),
+                                            ("d-off", False, "deny")):
+        await client.post("/v1/policies", headers=editor, json={
+            **EU_ONLY, "id": policy_id, "enabled": enabled, "enforcement": enforcement})
+    answer = await client.get("/v1/policies?enabled=false&enforcement=WARN", headers=editor)
+    listed = await answer.json()
+    assert [p["policy"]["id"] for p in listed["policies"]] == ["w-off"]
+
+
 async def test_list_pages_with_tokens_until_the_end(client: ApiClient,
                                                     editor: dict[str, str]) -> None:
     """Following next_page_token visits every policy once, in order."""
@@ -212,6 +224,7 @@ async def test_list_pages_with_tokens_until_the_end(client: ApiClient,
 @pytest.mark.parametrize("query, field", [
     ("type=nonsense", "type"), ("enabled=perhaps", "enabled"), ("order_by=colour", "order_by"),
     ("page_size=0", "page_size"), ("page_token=xyz", "page_token"), ("sort=id", "sort"),
+    ("enabled=1", "enabled"), ("enforcement=block", "enforcement"), ("order_by=name,", "order_by"),
 ])
 async def test_bad_list_parameters_are_named(client: ApiClient, editor: dict[str, str],
                                              query: str, field: str) -> None:

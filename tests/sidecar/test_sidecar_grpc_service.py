@@ -265,6 +265,8 @@ async def test_page_tokens_walk_the_whole_list_once(stub: pb_grpc.PolicyEngineSe
         ({"page_size": -1}, "page_size"),
         ({"filter": "colour=red"}, "filter"),
         ({"filter": "enabled=maybe"}, "filter"),
+        ({"filter": "enabled=1"}, "filter"),
+        ({"filter": "type=SECURITY AND type=PRICING"}, "filter"),
         ({"filter": "type=SECRET"}, "filter"),
         ({"filter": "severity=urgent"}, "filter"),
         ({"order_by": "name sideways"}, "order_by"),
