@@ -75,6 +75,7 @@ class ControlServer:
 
     async def stop(self) -> None:
         """Stop both listeners and close the store."""
+        started = self.plane is not None  # a start that failed early has nothing to report stopped
         if self.plane is not None:
             # Held long-polls answer 304 now instead of holding the shutdown for their full wait.
             self.plane.feed.release_waiters()
@@ -84,7 +85,8 @@ class ControlServer:
             await self._runner.cleanup()
         if self.plane is not None:
             await self.plane.close()
-        log.info("control plane stopped")
+        if started:
+            log.info("control plane stopped")
 
 
 async def serve_until_signalled(settings: ControlSettings, *, seed_dir: Path | None,

@@ -103,12 +103,14 @@ async def test_control_without_a_signing_key_is_a_usage_error(database_url: str,
 
 async def test_control_with_an_unreachable_database_exits_1(keys: SigningKeys,
                                                             tmp_path: Path) -> None:
-    """A database that does not answer is reported, not a traceback."""
-    code, _, err = await run_pdp(
+    """A database that does not answer is reported, not a traceback, and nothing claims a
+    control plane stopped that never started."""
+    code, out, err = await run_pdp(
         "control", "--database-url", f"postgresql://postgres@127.0.0.1:{free_port()}/x",
         "--signing-key", str(keys.private), "--key-id", keys.key_id, cwd=tmp_path)
     assert code == 1 and "cannot connect to PostgreSQL" in err
     assert "Traceback" not in err
+    assert "control plane stopped" not in out + err
 
 
 async def test_control_on_a_database_that_does_not_exist_exits_1(
