@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from pdp.runtime.credentials import TokenFileError, read_bearer_token, ssl_context
 from pdp.runtime.errors import SourceError
 from pdp.runtime.source import BundleUnchanged, BundleUpdate, SourceEvent
 
@@ -84,42 +85,53 @@ class HttpSource:
         etag: str | None = None
         failures = 0
         wait = 0.0  # the first request asks for whatever is current, at once
-        async with aiohttp.ClientSession(connector=self._connector()) as session:
-            while not self._closed:
-                # A sync asked for while the consumer was busy (or during a pause) counts too.
-                if self._sync_requested:
-                    # The whole bundle, not "anything newer than what I have": the last one
-                    # delivered may have been refused (say, signed by a key the keyring has
-                    # gained since), and only a full answer lets activation try it again.
-                    wait, etag = 0.0, None
-                self._sync_requested = False
-                self._interrupt.clear()
-                try:
-                    event, held = await self._interruptible(self._fetch(session, etag, wait))
-                except _Interrupted:
-                    continue
-                yield event
-                if isinstance(event, SourceError):
-                    failures += 1
-                    pause = self._backoff.delay(failures, self._rng)
-                else:
-                    failures = 0
-                    if isinstance(event, BundleUpdate):
-                        etag = event.etag
-                    # An answer the server did not hold means it ignores `Prefer: wait`: poll
-                    # instead. A 200 counts too: a plain file server without ETags sends the
-                    # whole bundle again at once, every time.
-                    unheld = wait > 0 and not held
-                    pause = self._rng.uniform(0.8, 1.2) * self._poll_interval if unheld else 0.0
-                wait = self._wait_seconds
-                if pause > 0:
-                    with contextlib.suppress(_Interrupted):
-                        await self._interruptible(asyncio.sleep(pause))
+        while not self._closed:
+            try:
+                connector = self._connector()
+            except (OSError, ssl.SSLError) as exc:
+                # A CA file missing or broken now may be fixed later: report it and try again,
+                # like any failed fetch, rather than ending the source for the process's life.
+                failures += 1
+                yield SourceError(f"{self.url}: cannot load the CA file {self._ca_file}: {exc}",
+                                  reason="ca_unreadable", source=self.name)
+                with contextlib.suppress(_Interrupted):
+                    await self._interruptible(
+                        asyncio.sleep(self._backoff.delay(failures, self._rng)))
+                continue
+            async with aiohttp.ClientSession(connector=connector) as session:
+                while not self._closed:
+                    # A sync asked for while the consumer was busy (or during a pause) counts too.
+                    if self._sync_requested:
+                        # The whole bundle, not "anything newer than what I have": the last one
+                        # delivered may have been refused (say, signed by a key the keyring has
+                        # gained since), and only a full answer lets activation try it again.
+                        wait, etag = 0.0, None
+                    self._sync_requested = False
+                    self._interrupt.clear()
+                    try:
+                        event, held = await self._interruptible(self._fetch(session, etag, wait))
+                    except _Interrupted:
+                        continue
+                    yield event
+                    if isinstance(event, SourceError):
+                        failures += 1
+                        pause = self._backoff.delay(failures, self._rng)
+                    else:
+                        failures = 0
+                        if isinstance(event, BundleUpdate):
+                            etag = event.etag
+                        # An answer the server did not hold means it ignores `Prefer: wait`: poll
+                        # instead. A 200 counts too: a plain file server without ETags sends the
+                        # whole bundle again at once, every time.
+                        unheld = wait > 0 and not held
+                        pause = self._rng.uniform(0.8, 1.2) * self._poll_interval if unheld else 0.0
+                    wait = self._wait_seconds
+                    if pause > 0:
+                        with contextlib.suppress(_Interrupted):
+                            await self._interruptible(asyncio.sleep(pause))
 
     def _connector(self) -> aiohttp.TCPConnector:
-        if self._ca_file is None:
-            return aiohttp.TCPConnector()
-        return aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=str(self._ca_file)))
+        return aiohttp.TCPConnector(ssl=ssl_context(self._ca_file) or True)
 
     async def _interruptible(self, work: Awaitable[_T]) -> _T:
         task = asyncio.ensure_future(work)
@@ -145,12 +157,9 @@ class HttpSource:
         headers = {"Accept": "application/vnd.openpolicyagent.bundles, application/gzip"}
         if self._token_file is not None:
             try:
-                token = (await asyncio.to_thread(self._token_file.read_text)).strip()
-            except OSError as exc:
-                return self._error(f"cannot read the token file {self._token_file}: "
-                                   f"{exc.strerror}", "token_unreadable")
-            if not token:
-                return self._error(f"the token file {self._token_file} is empty", "token_empty")
+                token = await asyncio.to_thread(read_bearer_token, self._token_file)
+            except TokenFileError as exc:
+                return self._error(str(exc), exc.reason)
             headers["Authorization"] = f"Bearer {token}"
         if etag is not None:
             headers["If-None-Match"] = etag
@@ -180,6 +189,11 @@ class HttpSource:
             return self._error("request timed out", "timeout")
         except aiohttp.ClientError as exc:
             return self._error(f"request failed: {exc}", "unreachable")
+        except ValueError as exc:
+            # aiohttp refuses some requests before sending them (a header it cannot encode, a
+            # URL's user:password beside a token). Its message may quote the header: not shown.
+            return self._error(f"the HTTP client refused the request ({type(exc).__name__})",
+                               "request_invalid")
 
 
 def _reason_for_status(status: int) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from prometheus_client import Counter
 
+from pdp.runtime.credentials import ssl_context
 from pdp.runtime.http_source import Backoff
 from pdp.runtime.metrics import RuntimeMetrics
 from pdp.runtime.status_report import (
@@ -41,7 +42,6 @@ from pdp.runtime.status_report import (
     bearer_headers,
     failure_for_status,
     intake_url,
-    ssl_context,
 )
 
 logger = logging.getLogger(__name__)

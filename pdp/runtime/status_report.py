@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from urllib.parse import SplitResult, urlsplit
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter
 
+from pdp.runtime.credentials import TokenFileError, read_bearer_token, ssl_context
 from pdp.runtime.health import iso
 from pdp.runtime.http_source import Backoff
 
@@ -66,22 +66,13 @@ class PostFailure:
 
 
 def bearer_headers(token_file: Path | None) -> dict[str, str] | PostFailure:
-    """The ``Authorization`` header from ``token_file`` (read now), none without a file.
-
-    Read on every request, as :class:`~pdp.runtime.http_source.HttpSource` does, so a rotated
-    token (a re-mounted Kubernetes Secret) is used without a restart.
-    """
+    """The ``Authorization`` header from ``token_file`` (read now), none without a file."""
     if token_file is None:
         return {}
     try:
-        token = token_file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return PostFailure("token_unreadable",
-                           f"cannot read the token file {token_file}: {detail}", "auth")
-    if not token:
-        return PostFailure("token_empty", f"the token file {token_file} is empty", "auth")
-    return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {read_bearer_token(token_file)}"}
+    except TokenFileError as exc:
+        return PostFailure(exc.reason, str(exc), "auth")
 
 
 def failure_for_status(url: str, status: int, reason: str) -> PostFailure:
@@ -105,13 +96,6 @@ def intake_url(url: str) -> SplitResult:
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValueError(f"control plane URL must be http:// or https://, got {url!r}")
     return parts
-
-
-def ssl_context(ca_file: Path | None) -> ssl.SSLContext | None:
-    """A TLS context trusting ``ca_file``; None leaves the client's default (system CAs)."""
-    if ca_file is None:
-        return None
-    return ssl.create_default_context(cafile=str(ca_file))
 
 
 class FailureLog:
@@ -233,9 +217,13 @@ class StatusReporter:
                         reported = await self._deliver(session)
                         due = self._monotonic() + self._interval
                 except Exception:
-                    # A bug in one round must not end status reporting for the process's life.
+                    # A bug in one round must not end status reporting for the process's life,
+                    # nor log a traceback at every check: the next try is a period away.
                     logger.exception("status reporting round failed")
                     due = self._monotonic() + self._interval
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self._interval)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._check_interval)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -178,8 +179,28 @@ class RunSettings(BaseModel):
     @field_validator("bundle_url", "control_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        if "@" in urlsplit(value).netloc:
+            # Credentials in a URL end up in every message that names the URL (logs, status);
+            # the value is not echoed here for the same reason.
+            raise ValueError("must not hold credentials (user:password@); give a token with "
+                             "bundle_token_file")
+        return value
+
+    @field_validator("bundle_ca_file")
+    @classmethod
+    def _loadable_ca(cls, value: Path | None) -> Path | None:
+        # Checked once here, so a typo is a usage error naming the option, not a sidecar that
+        # starts and never reaches its bundle server.
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (OSError, ssl.SSLError) as exc:
+                detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ValueError(f"cannot load {value} as CA certificates: {detail}") from None
         return value
 
     @model_validator(mode="after")

@@ -223,3 +223,31 @@ async def test_a_file_server_without_etags_is_polled_not_hammered(
     asked again only at the poll interval."""
     gaps = await _gaps_between_requests(aiohttp_server, lambda _: web.Response(body=b"bundle"))
     assert all(gap >= 0.15 for gap in gaps), gaps
+
+
+@pytest.mark.usefixtures("published")
+async def test_a_token_file_that_is_not_one_token_is_an_error_not_the_end(
+        token_file: Path, events: Events, tokens: dict[Role, str]) -> None:
+    """A second line in the token file is refused, without quoting it; once fixed, the next
+    fetch works (the source goes on, it does not stop)."""
+    await asyncio.to_thread(token_file.write_text, "pdp_one\npdp_two\n")
+    refused = await events.next()
+    assert isinstance(refused, SourceError) and refused.reason == "token_invalid"
+    assert "pdp_one" not in str(refused)
+    await asyncio.to_thread(token_file.write_text, tokens[Role.SIDECAR])
+    assert isinstance(await events.next(), BundleUpdate)
+
+
+async def test_a_ca_file_that_cannot_be_loaded_is_retried_not_fatal(tmp_path: Path) -> None:
+    """A missing CA file is an error the source reports and tries again, like a failed fetch:
+    the file may be mounted a moment later."""
+    source = HttpSource(f"https://127.0.0.1:{free_port()}/bundles/main",
+                        ca_file=tmp_path / "missing.pem", backoff=FAST, rng=random.Random(3))
+    reader = Events(source)
+    try:
+        for _ in range(2):
+            event = await reader.next()
+            assert isinstance(event, SourceError) and event.reason == "ca_unreadable"
+            assert "missing.pem" in str(event)
+    finally:
+        await reader.close()

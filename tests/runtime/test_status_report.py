@@ -348,3 +348,37 @@ async def test_a_redirect_is_not_followed(
         lambda: sample(registry, "pdp_status_reports_total", result="redirected") == 1)
     await asyncio.sleep(0.1)
     assert (len(intake.reports), intake.received["moved"]) == (1, [])
+
+
+async def test_a_token_file_holding_two_lines_is_refused_without_showing_it(
+        make_engine: EngineFactory, signing: Signing, intake: Intake, tmp_path: Path,
+        registry: CollectorRegistry, reporters: list[StatusReporter],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A rotated file with a second line is `token_invalid`: nothing is sent, and the token
+    appears in no log line (the HTTP library's own error would have quoted the header)."""
+    token_file = tmp_path / "token"
+    token_file.write_text("SECRET-ONE\nSECRET-TWO\n")
+    engine = await ready_engine(make_engine, signing)
+    start(reporters, intake.url("status"), engine, registry, interval=0.1,
+          token_file=token_file)
+    await eventually(
+        lambda: sample(registry, "pdp_status_reports_total", result="token_invalid") >= 2)
+    assert intake.reports == []
+    assert "SECRET" not in caplog.text
+
+
+async def test_a_failing_round_is_logged_once_a_period_not_at_every_check(
+        intake: Intake, registry: CollectorRegistry, reporters: list[StatusReporter],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A status that cannot even be read (a bug) logs one traceback per interval, not one
+    every 0.02 s check."""
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("status unavailable")
+
+    reporter = StatusReporter(intake.url("status"), broken, registry=registry, interval=0.5,
+                              check_interval=0.02)
+    reporter.start()
+    reporters.append(reporter)
+    await asyncio.sleep(0.8)
+    assert caplog.text.count("status reporting round failed") == 2

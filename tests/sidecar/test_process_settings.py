@@ -289,3 +289,24 @@ def test_a_mask_that_is_not_a_json_pointer_is_refused_like_any_option() -> None:
         load_settings({"dev": True, "decision_log_mask": ["notapointer"]})
     assert str(caught.value) == ("invalid configuration: decision_log_mask: "
                                  "JSON pointer 'notapointer' must start with '/'")
+
+
+def test_credentials_in_a_control_plane_url_are_refused_without_echoing_them() -> None:
+    """user:password@ in a URL would be printed wherever the URL is (logs, status): refused,
+    pointing at the token file, and the password is not repeated in the error."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"bundle_url": "https://bot:hunter2@cp.example/bundles/main",
+                       "verification_key": ["k.pem"]})
+    assert "must not hold credentials" in str(caught.value)
+    assert "bundle_token_file" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_a_ca_file_that_cannot_be_loaded_is_a_configuration_error(tmp_path: Path) -> None:
+    """A missing or garbage --bundle-ca-file is named at start, not found out by a sidecar
+    that never reaches its bundle server."""
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    for path in (tmp_path / "missing.pem", garbage):
+        with pytest.raises(ConfigError, match=f"bundle_ca_file: cannot load {path}"):
+            load_settings({"bundle_url": "https://cp.example/bundles/main",
+                           "verification_key": ["k.pem"], "bundle_ca_file": str(path)})
