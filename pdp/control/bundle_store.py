@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from pdp.control.database import CONNECTION_ERRORS
 from pdp.control.errors import NotFoundError
 
 # Every replica takes this transaction-scoped advisory lock to publish, so sequences never race.
@@ -99,18 +102,31 @@ class BundleStore:
         )
         return [_record(row) for row in rows]
 
-    async def lock_for_publish(self, conn: asyncpg.Connection) -> int:
-        """Serialise publishers (until the caller's transaction ends); return the next sequence."""
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", PUBLISH_LOCK_ID)
-        value = await conn.fetchval("SELECT coalesce(max(sequence), 0) + 1 FROM bundles")
-        return int(value)
+    @contextlib.asynccontextmanager
+    async def publishing(self, conn: asyncpg.Connection) -> AsyncIterator[int]:
+        """Hold the publish lock on `conn` for the block (replicas publish one at a time) and
+        give the next sequence.
+
+        A session lock, not a transaction's: the publisher reads the draft in a snapshot taken
+        *after* the lock is held, then builds and signs outside any transaction (a database's
+        idle-in-transaction timeout would otherwise end a long build), then inserts in a short
+        transaction of its own, all under this one lock. If the process dies the session ends
+        and the lock with it; if the unlock fails, the pool's reset on release unlocks all.
+        """
+        await conn.execute("SELECT pg_advisory_lock($1)", PUBLISH_LOCK_ID)
+        try:
+            value = await conn.fetchval("SELECT coalesce(max(sequence), 0) + 1 FROM bundles")
+            yield int(value)
+        finally:
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                await conn.execute("SELECT pg_advisory_unlock($1)", PUBLISH_LOCK_ID)
 
     async def insert(self, conn: asyncpg.Connection, *, sequence: int, revision: str,
                      sha256: str, manifest: dict[str, Any], content: bytes, key_id: str,
                      published_by: str, notes: str, rollback_of: int | None) -> BundleRecord:
         """Store a bundle and NOTIFY listeners; both take effect when the transaction commits.
 
-        Call it under :meth:`lock_for_publish`. The database stamps ``published_at``: the
+        Call it under :meth:`publishing`. The database stamps ``published_at``: the
         column's default, ``now()``, is when the transaction began, before it waited for the
         publish lock, so a publisher that waited longest would stamp a later sequence earlier.
         ``clock_timestamp()`` is read here, with the lock held; ``greatest`` with the previous

@@ -6,6 +6,7 @@ publish and prove that no partial bundle is ever served. To hit "the middle" det
 there: it is not a setting, and nothing else reads it) and the publisher sleeps at that point:
 
 - ``after_lock``: the publish lock is held and the next sequence chosen; nothing is written yet;
+- ``draft_read``: the policies are read, the data and tests not yet (inside the draft snapshot);
 - ``before_commit``: the bundle row and its NOTIFY are written, the transaction is still open;
 - ``after_commit``: committed (the NOTIFY is delivered), the answer not yet sent.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pdp.control.errors import ConfigurationError
 
 ENV_VAR = "PDP_TEST_PUBLISH_PAUSE"
-POINTS = ("after_lock", "before_commit", "after_commit")
+POINTS = ("after_lock", "draft_read", "before_commit", "after_commit")
 
 log = logging.getLogger(__name__)
 

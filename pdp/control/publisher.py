@@ -1,7 +1,9 @@
 """Publishing: draft → bundle → bundle tests → signature → stored row → NOTIFY.
 
-A publish runs in one transaction holding the publish advisory lock, so replicas never race for a
-sequence and a crash leaves either no new bundle or a complete one. The candidate is loaded with
+A publish holds the publish advisory lock throughout, so replicas never race for a sequence: it
+reads the draft in one REPEATABLE READ snapshot, builds and signs outside any transaction, then
+inserts the bundle and its audit row in one short transaction, so a crash leaves either no new
+bundle or a complete one. The candidate is loaded with
 :func:`pdp.bundle.load_bundle` — the very check a sidecar runs (signature, hashes, compilation,
 bundle tests) — before it is stored: what the control plane serves, sidecars accept. After the
 commit the new bundle is handed to ``on_published`` (the replica's bundle feed, which serves it and
@@ -71,12 +73,15 @@ class Publisher:
         """Publish the current draft as the next sequence."""
         actor.require(Permission.PUBLISH)
         with self._counted("publish"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                sequence = await self.bundles.lock_for_publish(conn)
+            async with self._pool.acquire() as conn, self.bundles.publishing(conn) as sequence:
                 await self._reached("after_lock", sequence)
-                policies = await self._draft.policies.live_specs(conn)
-                data = nest_documents(await self._draft.data.all_documents(conn))
-                tests = await self._draft.tests.all_documents(conn)
+                # One snapshot for policies, data and tests: read in three statements at READ
+                # COMMITTED, a draft edited meanwhile was published half old, half new.
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    policies = await self._draft.policies.live_specs(conn)
+                    await self._reached("draft_read", sequence)
+                    data = nest_documents(await self._draft.data.all_documents(conn))
+                    tests = await self._draft.tests.all_documents(conn)
                 manifest = self._manifest(sequence, {"published_by": actor.actor})
                 files = draft_files(policies, data, tests, manifest)
                 record = await self._store(conn, actor, files, notes=notes, rollback_of=None)
@@ -92,8 +97,7 @@ class Publisher:
         files = await asyncio.to_thread(read_bundle_files, earlier.content, Limits())
         files.pop(SIGNATURES_FILE, None)
         with self._counted("rollback"):
-            async with self._pool.acquire() as conn, conn.transaction():
-                sequence = await self.bundles.lock_for_publish(conn)
+            async with self._pool.acquire() as conn, self.bundles.publishing(conn) as sequence:
                 await self._reached("after_lock", sequence)
                 files[MANIFEST_FILE] = self._manifest(
                     sequence, {"published_by": actor.actor, "rollback_of": to_sequence}
@@ -157,22 +161,24 @@ class Publisher:
 
     async def _store(self, conn: asyncpg.Connection, actor: Principal, files: dict[str, bytes],
                      *, notes: str, rollback_of: int | None) -> BundleRecord:
+        # Built, signed and self-checked outside any transaction (the publish lock is held).
         content, manifest = await asyncio.to_thread(self._build_and_check, files)
-        # published_at is stamped by the database, under the publish lock (see BundleStore.insert).
-        record = await self.bundles.insert(
-            conn, sequence=manifest.sequence, revision=manifest.revision,
-            sha256=hashlib.sha256(content).hexdigest(),
-            manifest=manifest.model_dump(mode="json"), content=content,
-            key_id=self._signer.key_id, published_by=actor.actor, notes=notes,
-            rollback_of=rollback_of,
-        )
-        action = "bundle.rollback" if rollback_of is not None else "bundle.publish"
-        details: dict[str, Any] = {"sha256": record.sha256, "notes": notes}
-        if rollback_of is not None:
-            details["rollback_of"] = rollback_of
-        await audit.record(conn, actor=actor.actor, action=action, target=str(record.sequence),
-                           details=details)
-        await self._reached("before_commit", record.sequence)
+        async with conn.transaction():
+            # published_at is stamped by the database, under the publish lock (BundleStore.insert).
+            record = await self.bundles.insert(
+                conn, sequence=manifest.sequence, revision=manifest.revision,
+                sha256=hashlib.sha256(content).hexdigest(),
+                manifest=manifest.model_dump(mode="json"), content=content,
+                key_id=self._signer.key_id, published_by=actor.actor, notes=notes,
+                rollback_of=rollback_of,
+            )
+            action = "bundle.rollback" if rollback_of is not None else "bundle.publish"
+            details: dict[str, Any] = {"sha256": record.sha256, "notes": notes}
+            if rollback_of is not None:
+                details["rollback_of"] = rollback_of
+            await audit.record(conn, actor=actor.actor, action=action,
+                               target=str(record.sequence), details=details)
+            await self._reached("before_commit", record.sequence)
         return record
 
     async def _reached(self, point: str, sequence: int) -> None:

@@ -15,6 +15,7 @@ from pdp.bundle import Keyring, load_bundle
 from pdp.control.auth import Principal, Role
 from pdp.control.bundle_server import CONTENT_TYPE
 from pdp.control.plane import ControlPlane, open_control_plane
+from pdp.control.publish_pause import PublishPause
 
 PUBLISHER = Principal(token_id=0, name="tester", role=Role.PUBLISHER)
 EDITOR = Principal(token_id=0, name="tester", role=Role.EDITOR)
@@ -324,3 +325,25 @@ async def test_shutting_down_answers_held_long_polls_at_once(
     plane.feed.release_waiters()
     status, _, _ = await asyncio.wait_for(waiting, 2)
     assert status == 304
+
+
+async def test_a_publish_reads_the_draft_as_of_one_moment(
+        database_url: str, keys: SigningKeys, plane: ControlPlane) -> None:
+    """Policies and data edited while a publish reads the draft (between its reads of the two)
+    reach the bundle together or not at all: never the new data beside the old policies."""
+    pausing = await open_control_plane(settings_for(database_url, keys), seed_dir=MARKETPLACE,
+                                       publish_pause=PublishPause("draft_read", 1.0))
+    try:
+        publishing = asyncio.create_task(pausing.publisher.publish(PUBLISHER))
+        await asyncio.sleep(0.5)  # inside the pause: the policies are read, the data not yet
+        await plane.draft.create_policy(EDITOR, EXTRA)
+        await plane.draft.put_document(EDITOR, "data", "regions", {"eu": ["DE"]}, None)
+        record = await publishing
+    finally:
+        await pausing.close()
+    loaded = load_bundle(await plane.pool.fetchval(
+        "SELECT content FROM bundles WHERE sequence = $1", record.sequence),
+        Keyring.from_paths([keys.public]), now=time.time())
+    has_policy = loaded.policy_set.get("extra") is not None
+    has_data = "regions" in loaded.policy_set.data
+    assert has_policy == has_data, (has_policy, has_data)
