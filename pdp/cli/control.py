@@ -82,7 +82,7 @@ def run_control(args: argparse.Namespace) -> int:
     from pdp.control.publish_pause import ENV_VAR, PublishPause
     from pdp.control.server import serve_until_signalled
     from pdp.control.settings import ControlSettings, load_control_settings
-    from pdp.runtime import configure_logging
+    from pdp.runtime import configure_process_logging
 
     flags = {name: getattr(args, name) for name in ControlSettings.model_fields}
     try:
@@ -94,7 +94,7 @@ def run_control(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"pdp control: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(args.log_level.upper())
+    configure_process_logging(args.log_level.upper())
     try:
         asyncio.run(serve_until_signalled(settings, seed_dir=seed_dir, publish_pause=pause))
     except ConfigurationError as exc:
@@ -125,7 +125,7 @@ def _seed_dir(given: Path | None) -> Path | None:
 def create_token_command(args: argparse.Namespace) -> int:
     """`pdp control create-token`: print a new token once."""
     from pdp.control.auth import Role
-    from pdp.control.errors import ControlError
+    from pdp.control.errors import ConfigurationError, ControlError
     from pdp.control.plane import create_token
 
     url = _database_url(args)
@@ -136,6 +136,9 @@ def create_token_command(args: argparse.Namespace) -> int:
     role = Role(args.role)
     try:
         token, record = asyncio.run(create_token(url, role=role, name=args.name or role.value))
+    except ConfigurationError as exc:
+        print(f"pdp control create-token: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ControlError as exc:
         print(f"pdp control create-token: {exc}", file=sys.stderr)
         return EXIT_REFUSED

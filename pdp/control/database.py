@@ -11,8 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from pdp.control.errors import RequestError, StoreUnavailableError
+from pdp.control.errors import ConfigurationError, RequestError, StoreUnavailableError
 from pdp.control.migrations import apply_migrations
+from pdp.control.settings import DATABASE_TIMEOUT_SECONDS
 from pdp.core import FieldError
 
 # Valid JSON, but PostgreSQL text and jsonb cannot hold NUL or lone UTF-16 surrogates.
@@ -60,9 +61,25 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+def problem(exc: BaseException) -> str:
+    """What went wrong with the database, for people: a timeout's own text is empty."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "no answer in time (--database-timeout)"
+    return str(exc) or type(exc).__name__
+
+
 async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
-                    migrate: bool = True) -> asyncpg.Pool:
-    """Open a pool on `dsn`, applying pending migrations first unless `migrate` is false."""
+                    migrate: bool = True,
+                    command_timeout: float = DATABASE_TIMEOUT_SECONDS) -> asyncpg.Pool:
+    """Open a pool on `dsn`, applying pending migrations first unless `migrate` is false.
+
+    ``command_timeout`` bounds every statement, lock waits included: without it a lock held by
+    someone else (a manual LOCK TABLE, a frozen replica holding the publish lock) kept requests
+    waiting as long as it was held; now they answer 503 / UNAVAILABLE.
+
+    Raises ConfigurationError for a malformed URL and StoreUnavailableError when PostgreSQL
+    cannot be reached or refuses.
+    """
     try:
         if migrate:
             conn = await connect(dsn, timeout=10)
@@ -72,10 +89,14 @@ async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
                 await conn.close()
         pool: asyncpg.Pool = await asyncpg.create_pool(
             dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10,
-            connect=connect,
+            connect=connect, command_timeout=command_timeout,
         )
     except CONNECTION_ERRORS as exc:
-        raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+        raise StoreUnavailableError(f"cannot connect to PostgreSQL: {problem(exc)}") from exc
+    except (ValueError, OverflowError) as exc:
+        # asyncpg parses the URL before connecting (a port that is no number, a broken IPv6
+        # host); its message names the part, never the password.
+        raise ConfigurationError(f"the database URL is not valid: {exc}") from None
     return pool
 
 

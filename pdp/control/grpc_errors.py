@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc import aio
 
-from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.database import CONNECTION_ERRORS, problem
 from pdp.control.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -54,7 +54,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
             if isinstance(exc, kind):
                 return code, str(exc)
     if isinstance(exc, CONNECTION_ERRORS):
-        return grpc.StatusCode.UNAVAILABLE, f"the database is unavailable: {exc}"
+        return grpc.StatusCode.UNAVAILABLE, f"the database is unavailable: {problem(exc)}"
     return grpc.StatusCode.INTERNAL, "internal error; the control-plane log has the details"
 
 

@@ -10,7 +10,7 @@ from aiohttp.web_urldispatcher import AbstractRoute
 from pdp.control import admin_routes, bundle_server, intake_routes, publish_routes
 from pdp.control.admin_routes import PLANE, PRINCIPAL
 from pdp.control.auth import Permission, bearer_token
-from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.database import CONNECTION_ERRORS, problem
 from pdp.control.http_errors import Handler, error_middleware
 from pdp.control.http_json import json_response
 from pdp.control.metrics import CONTENT_TYPE
@@ -48,7 +48,7 @@ async def ready(request: web.Request) -> web.Response:
         async with plane.pool.acquire(timeout=2) as conn:
             migrated = await migrations_complete(conn)
     except CONNECTION_ERRORS as exc:
-        return json_response({"status": "unavailable", "database": str(exc),
+        return json_response({"status": "unavailable", "database": problem(exc),
                               "listening": plane.feed.listening}, status=503)
     if not migrated:
         return json_response({"status": "unavailable", "database": "migrations pending",

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.database import CONNECTION_ERRORS, problem
 from pdp.control.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -72,8 +72,8 @@ def response_for(exc: BaseException) -> web.Response:
                 return json_error(status, code, str(exc), **extra)
     if isinstance(exc, CONNECTION_ERRORS):
         # The pool replaces a broken connection; the client's retry gets a fresh one.
-        log.warning("PostgreSQL unavailable while serving a request: %s", exc)
-        return json_error(503, "store_unavailable", f"the database is unavailable: {exc}")
+        log.warning("PostgreSQL unavailable while serving a request: %s", problem(exc))
+        return json_error(503, "store_unavailable", f"the database is unavailable: {problem(exc)}")
     if isinstance(exc, web.HTTPException):
         # aiohttp's own refusals (unknown route, wrong method, body too large) keep their status
         # and gain a JSON body like every other error.

@@ -73,7 +73,8 @@ async def open_control_plane(settings: ControlSettings, *, seed_dir: Path | None
     """
     signer, keyring = load_signer(settings.signing_key, settings.key_id)
     metrics = ControlMetrics(registry if registry is not None else CollectorRegistry())
-    pool = await open_pool(settings.database_url, max_size=settings.pool_size)
+    pool = await open_pool(settings.database_url, max_size=settings.pool_size,
+                           command_timeout=settings.database_timeout)
     try:
         if seed_dir is not None:
             await seed_if_empty(pool, seed_dir)

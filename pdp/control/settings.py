@@ -16,6 +16,9 @@ from pdp.sidecar.settings import ListenAddress, parse_listen_address
 ONE_MIB = 1024 * 1024
 
 
+DATABASE_TIMEOUT_SECONDS = 30.0
+"""The default bound on one database statement (``database_timeout``)."""
+
 class ControlSettings(BaseModel):
     """Options of the control-plane process: a YAML file, then ``PDP_*`` environment variables,
     then flags (see :func:`load_control_settings`); the field descriptions are the `--help` text."""
@@ -51,6 +54,11 @@ class ControlSettings(BaseModel):
     sidecar_expiry: float = Field(
         default=300, gt=0,
         description="seconds after its last status report a sidecar is deleted from the fleet",
+    )
+    database_timeout: float = Field(
+        default=DATABASE_TIMEOUT_SECONDS, gt=0, le=3600,
+        description="seconds one database statement may take, lock waits included, before "
+        "the request answers 503",
     )
     pool_size: int = Field(
         default=10, ge=2, le=100, description="PostgreSQL connections per replica"

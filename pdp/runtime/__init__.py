@@ -26,7 +26,7 @@ from pdp.runtime.errors import (
 )
 from pdp.runtime.file_source import FileSource
 from pdp.runtime.health import HealthState, RuntimeStatus
-from pdp.runtime.logs import JsonFormatter, configure_logging
+from pdp.runtime.logs import JsonFormatter, configure_logging, configure_process_logging
 from pdp.runtime.metrics import RuntimeMetrics
 from pdp.runtime.persist import BundleStore
 from pdp.runtime.ratelimit import RateCounter
@@ -72,6 +72,7 @@ __all__ = [
     "StreamSink",
     "UploadSink",
     "configure_logging",
+    "configure_process_logging",
 ]
 
 

@@ -125,7 +125,10 @@ class HttpSource:
                         # whole bundle again at once, every time.
                         unheld = wait > 0 and not held
                         pause = self._rng.uniform(0.8, 1.2) * self._poll_interval if unheld else 0.0
-                    wait = self._wait_seconds
+                    # After a failure, ask at once whether the bundle is still current: a long
+                    # poll would leave the sidecar "last known good" for the whole wait (30 s)
+                    # although its bundle may be confirmed by the first answer.
+                    wait = 0.0 if isinstance(event, SourceError) else self._wait_seconds
                     if pause > 0:
                         with contextlib.suppress(_Interrupted):
                             await self._interruptible(asyncio.sleep(pause))

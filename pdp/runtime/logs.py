@@ -78,3 +78,12 @@ def configure_logging(level: int | str = logging.INFO, stream: TextIO | None = N
     # Our handler is the one output; a root handler configured elsewhere would print twice.
     target.propagate = False
     return handler
+
+
+def configure_process_logging(level: int | str) -> None:
+    """A process entry point's logging: pdp's records at ``level``, and every library's (aiohttp,
+    asyncio, grpc, asyncpg) at warning and up, all as JSON lines on stderr. Without the second,
+    a library's record falls through to Python's last-resort handler: plain text, tracebacks
+    over many lines, which a log pipeline cannot parse."""
+    configure_logging(level)
+    configure_logging(logging.WARNING, logger_name="")

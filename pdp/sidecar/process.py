@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from pdp.runtime import DecisionLog, Engine, RuntimeConfig, configure_logging
+from pdp.runtime import DecisionLog, Engine, RuntimeConfig, configure_process_logging
 from pdp.runtime.config import DecisionLogConfig
 from pdp.runtime.errors import ConfigurationError
 from pdp.runtime.source import BundleSource
@@ -272,9 +272,7 @@ async def serve_until_signalled(settings: RunSettings, *, workdir: Path) -> int:
 
 def run_sidecar(settings: RunSettings) -> int:
     """The `pdp run` entry point: JSON logs, then serve until told to stop."""
-    configure_logging(settings.log_level.upper())
-    # Libraries (aiohttp, asyncio, grpc) log through the root logger: JSON too, warnings and up.
-    configure_logging(logging.WARNING, logger_name="")
+    configure_process_logging(settings.log_level.upper())
     if settings.insecure_skip_verification:
         logger.warning("bundle signature verification is DISABLED (--insecure-skip-verification)")
     return asyncio.run(serve_until_signalled(settings, workdir=Path.cwd()))

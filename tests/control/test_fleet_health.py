@@ -241,3 +241,26 @@ def test_a_malformed_publish_pause_is_a_configuration_error(text: str) -> None:
     """The test-only hook refuses anything but POINT:SECONDS, naming the variable."""
     with pytest.raises(ConfigurationError, match="PDP_TEST_PUBLISH_PAUSE"):
         PublishPause.parse(text)
+
+
+async def test_a_lock_held_elsewhere_is_a_bounded_503_not_a_hang(
+        database_url: str, keys: SigningKeys, aiohttp_client: AiohttpClient) -> None:
+    """Someone holds the bundles table (a manual LOCK TABLE): requests that need it answer 503
+    within --database-timeout, saying the database did not answer in time."""
+    plane = await open_control_plane(settings_for(database_url, keys, database_timeout=1.0),
+                                     seed_dir=None)
+    client = await aiohttp_client(make_app(plane))
+    tokens = await create_tokens(plane.pool)
+    holder = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE bundles IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            answer = await client.get("/v1/bundles", headers=bearer(tokens[Role.VIEWER]))
+            waited = time.monotonic() - started
+        assert answer.status == 503
+        assert "no answer in time" in (await answer.json())["message"]
+        assert waited < 5.0
+    finally:
+        await holder.close()
+        await plane.close()

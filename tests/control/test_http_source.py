@@ -16,10 +16,11 @@ from ports import free_port
 from pytest_aiohttp import AiohttpServer
 
 from pdp.control.auth import Principal, Role
+from pdp.control.bundle_server import requested_wait
 from pdp.control.plane import ControlPlane
 from pdp.runtime.errors import SourceError
 from pdp.runtime.http_source import Backoff, HttpSource
-from pdp.runtime.source import BundleSource, BundleUpdate, SourceEvent
+from pdp.runtime.source import BundleSource, BundleUnchanged, BundleUpdate, SourceEvent
 
 PUBLISHER = Principal(token_id=0, name="tester", role=Role.PUBLISHER)
 FAST = Backoff(initial=0.05, factor=1.6, cap=0.2)
@@ -249,5 +250,36 @@ async def test_a_ca_file_that_cannot_be_loaded_is_retried_not_fatal(tmp_path: Pa
             event = await reader.next()
             assert isinstance(event, SourceError) and event.reason == "ca_unreadable"
             assert "missing.pem" in str(event)
+    finally:
+        await reader.close()
+
+
+async def test_after_a_failure_the_next_request_asks_at_once(
+        aiohttp_server: AiohttpServer) -> None:
+    """Once the server answers again, the bundle is confirmed by an immediate check, not by a
+    long poll that holds the sidecar in last-known-good for its whole wait."""
+    answers = iter([200, 500])
+
+    async def flaky_long_poll(request: web.Request) -> web.Response:
+        status = next(answers, 304)
+        if status == 500:
+            return web.Response(status=500)
+        if status == 304:
+            wait = requested_wait(request.headers.get("Prefer"), 30.0)
+            if wait:
+                await asyncio.sleep(wait)  # a real long poll: held while nothing changes
+            return web.Response(status=304, headers={"ETag": '"e1"',
+                                                     "Preference-Applied": f"wait={wait:g}"})
+        return web.Response(body=b"bundle", headers={"ETag": '"e1"'})
+
+    app = web.Application()
+    app.router.add_get("/bundles/main", flaky_long_poll)
+    server = await aiohttp_server(app)
+    reader = Events(HttpSource(str(server.make_url("/bundles/main")), backoff=FAST,
+                               rng=random.Random(5)))
+    try:
+        assert isinstance(await reader.next(), BundleUpdate)
+        assert isinstance(await reader.next(), SourceError)
+        assert isinstance(await reader.next(within=2), BundleUnchanged)
     finally:
         await reader.close()

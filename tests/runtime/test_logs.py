@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -66,3 +68,24 @@ def test_unserialisable_fields_are_written_as_text(
     logger, stream = captured
     logger.info("odd", extra={"thing": object()})
     assert json.loads(stream.getvalue())["thing"].startswith("<object")
+
+
+def test_a_process_logs_libraries_as_json_too() -> None:
+    """Both entry points configure the process so that a library's warning (asyncpg's pool
+    retrying, say, with a traceback) is one JSON line like pdp's own, not plain text."""
+    program = (
+        "import logging\n"
+        "from pdp.runtime import configure_process_logging\n"
+        "configure_process_logging('INFO')\n"
+        "try:\n"
+        "    raise ConnectionError('refused')\n"
+        "except ConnectionError:\n"
+        "    logging.getLogger('asyncpg.pool').warning('retrying', exc_info=True)\n"
+        "logging.getLogger('pdp.x').info('ours')\n"
+        "logging.getLogger('aiohttp.access').info('below warning: not shown')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            check=True)
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [(e["logger"], e["msg"]) for e in events] == [("asyncpg.pool", "retrying"),
+                                                        ("pdp.x", "ours")]
