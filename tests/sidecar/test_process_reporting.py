@@ -91,6 +91,8 @@ async def test_long_polls_return_within_half_the_max_bundle_age() -> None:
 
     async def bundle(request: web.Request) -> web.Response:
         asked.append(request.headers.get("Prefer", ""))
+        if len(asked) == 1:
+            return web.Response(body=b"bundle", headers={"ETag": '"e1"'})
         return web.Response(status=503)
 
     app = web.Application()
@@ -106,7 +108,7 @@ async def test_long_polls_return_within_half_the_max_bundle_age() -> None:
                 options["max_bundle_age"] = max_age
             source = http_source(load_settings(options))
             updates = source.updates()
-            # The first fetch asks for the bundle at once; the retry after the 503 long-polls.
+            # The first fetch asks for the bundle at once; the next, holding it, long-polls.
             await anext(updates)
             await anext(updates)
             await source.close()
