@@ -14,7 +14,7 @@ import asyncpg
 from pdp.control.errors import ConfigurationError, RequestError, StoreUnavailableError
 from pdp.control.migrations import apply_migrations
 from pdp.control.settings import DATABASE_TIMEOUT_SECONDS
-from pdp.core import FieldError
+from pdp.core import MAX_REQUEST_NUMBER, FieldError, whole_number
 
 # Valid JSON, but PostgreSQL text and jsonb cannot hold NUL or lone UTF-16 surrogates.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -111,22 +111,15 @@ async def pool_for(dsn: str, **kwargs: Any) -> AsyncIterator[asyncpg.Pool]:
 
 
 
-MAX_BIGINT = 2**63 - 1
+MAX_BIGINT = MAX_REQUEST_NUMBER  # what a PostgreSQL bigint holds
 
 
 def positive_int(value: object, field: str, *, minimum: int = 1) -> int:
     """`value` (a JSON number or the text of a query, path or header) as an integer from
-    `minimum` to what a PostgreSQL bigint holds; RequestError naming `field` otherwise.
-
-    Text must be ASCII digits: ``int()`` would also take "٣" or " 3 ", and a larger number
-    would fail in the database as a server error.
-    """
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
-        number = int(value)
-    if number is None or not minimum <= number <= MAX_BIGINT:
+    `minimum` to what a PostgreSQL bigint holds (``pdp.core.whole_number``); RequestError
+    naming `field` otherwise."""
+    number = whole_number(value)
+    if number is None or number < minimum:
         message = f"expected an integer from {minimum} to {MAX_BIGINT}, got {value!r}"
         raise RequestError(f"invalid {field}: {message}", [FieldError(field, message)])
     return number

@@ -30,11 +30,13 @@ from pdp.core.inputs import (
 from pdp.core.policy_query import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    MAX_REQUEST_NUMBER,
     SEVERITIES,
     ListRequest,
     PolicyQuery,
     parse_list_params,
     parse_list_request,
+    whole_number,
 )
 from pdp.core.policyset import QUERIES, PolicySet, compile_policy_set
 from pdp.core.testing import TestCase, TestFailure, TestReport, parse_tests, run_tests
@@ -47,6 +49,7 @@ __all__ = [
     "MAX_ID_CHARS",
     "MAX_JSON_DEPTH",
     "MAX_PAGE_SIZE",
+    "MAX_REQUEST_NUMBER",
     "MAX_TEXT_CHARS",
     "POLICY_TYPES",
     "QUERIES",
@@ -76,4 +79,5 @@ __all__ = [
     "parse_policy",
     "parse_tests",
     "run_tests",
+    "whole_number",
 ]

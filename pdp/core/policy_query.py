@@ -140,7 +140,7 @@ def parse_list_params(params: Mapping[str, str]) -> PolicyQuery:
     filters = {key: _filter_value(key, params[key], field=key)
                for key in FILTER_VALUES if key in params}
     size_text = params.get("page_size", "")
-    page_size = _number(size_text) if size_text else DEFAULT_PAGE_SIZE
+    page_size = whole_number(size_text) if size_text else DEFAULT_PAGE_SIZE
     if page_size is None or page_size < 1:
         raise PolicyQueryError("page_size", f"expected an integer from 1 to {MAX_REQUEST_NUMBER},"
                                             f" got {size_text!r}")
@@ -203,12 +203,18 @@ def _parse_order(text: str) -> tuple[tuple[str, bool], ...]:
     return tuple(order)
 
 
-def _number(text: str) -> int | None:
-    # ASCII digits only: int() would also take "٣" or " 3 "; the bound keeps it storable.
-    if not (text.isascii() and text.isdigit()):
+def whole_number(value: object) -> int | None:
+    """``value`` as an integer from 0 to :data:`MAX_REQUEST_NUMBER`, else None: an int (not a
+    bool) or its ASCII digits. ``int()`` would also take "٣" or " 3 ", and a larger number would
+    fail in a store as a server error. The control plane reads every number a request carries
+    with it, not only the listing's."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            return None
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
         return None
-    number = int(text)
-    return number if number <= MAX_REQUEST_NUMBER else None
+    return value if 0 <= value <= MAX_REQUEST_NUMBER else None
 
 
 def _token_offset(token: str, digest: str) -> int:
@@ -217,7 +223,7 @@ def _token_offset(token: str, digest: str) -> int:
     except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
         raw = ""
     prefix, number, token_digest = [*raw.split(":"), "", "", ""][:3]
-    offset = _number(number)
+    offset = whole_number(number)
     if prefix != "o" or offset is None:
         raise PolicyQueryError("page_token", "not a page token returned by a previous list")
     if token_digest != digest:
