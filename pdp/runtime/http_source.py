@@ -85,53 +85,64 @@ class HttpSource:
         etag: str | None = None
         failures = 0
         wait = 0.0  # the first request asks for whatever is current, at once
-        while not self._closed:
-            try:
-                connector = self._connector()
-            except (OSError, ssl.SSLError) as exc:
-                # A CA file missing or broken now may be fixed later: report it and try again,
-                # like any failed fetch, rather than ending the source for the process's life.
-                failures += 1
-                yield SourceError(f"{self.url}: cannot load the CA file {self._ca_file}: {exc}",
-                                  reason="ca_unreadable", source=self.name)
-                with contextlib.suppress(_Interrupted):
-                    await self._interruptible(
-                        asyncio.sleep(self._backoff.delay(failures, self._rng)))
-                continue
-            async with aiohttp.ClientSession(connector=connector) as session:
-                while not self._closed:
-                    # A sync asked for while the consumer was busy (or during a pause) counts too.
-                    if self._sync_requested:
-                        # The whole bundle, not "anything newer than what I have": the last one
-                        # delivered may have been refused (say, signed by a key the keyring has
-                        # gained since), and only a full answer lets activation try it again.
-                        wait, etag = 0.0, None
-                    self._sync_requested = False
-                    self._interrupt.clear()
+        session: aiohttp.ClientSession | None = None
+        try:
+            while not self._closed:
+                # A sync asked for while the consumer was busy (or during a pause) counts too.
+                if self._sync_requested:
+                    # The whole bundle, not "anything newer than what I have": the last one
+                    # delivered may have been refused (say, signed by a key the keyring has
+                    # gained since), and only a full answer lets activation try it again.
+                    wait, etag = 0.0, None
+                self._sync_requested = False
+                self._interrupt.clear()
+                event: SourceEvent
+                held = False
+                if session is None:
+                    opened = self._open_session()
+                    if isinstance(opened, SourceError):
+                        event = opened
+                    else:
+                        session = opened
+                if session is not None:
                     try:
                         event, held = await self._interruptible(self._fetch(session, etag, wait))
                     except _Interrupted:
                         continue
-                    yield event
-                    if isinstance(event, SourceError):
-                        failures += 1
-                        pause = self._backoff.delay(failures, self._rng)
-                    else:
-                        failures = 0
-                        if isinstance(event, BundleUpdate):
-                            etag = event.etag
-                        # An answer the server did not hold means it ignores `Prefer: wait`: poll
-                        # instead. A 200 counts too: a plain file server without ETags sends the
-                        # whole bundle again at once, every time.
-                        unheld = wait > 0 and not held
-                        pause = self._rng.uniform(0.8, 1.2) * self._poll_interval if unheld else 0.0
-                    # After a failure, ask at once whether the bundle is still current: a long
-                    # poll would leave the sidecar "last known good" for the whole wait (30 s)
-                    # although its bundle may be confirmed by the first answer.
-                    wait = 0.0 if isinstance(event, SourceError) else self._wait_seconds
-                    if pause > 0:
-                        with contextlib.suppress(_Interrupted):
-                            await self._interruptible(asyncio.sleep(pause))
+                yield event
+                if isinstance(event, SourceError):
+                    failures += 1
+                    pause = self._backoff.delay(failures, self._rng)
+                else:
+                    failures = 0
+                    if isinstance(event, BundleUpdate):
+                        etag = event.etag
+                    # An answer the server did not hold means it ignores `Prefer: wait`: poll
+                    # instead. A 200 counts too: a plain file server without ETags sends the
+                    # whole bundle again at once, every time.
+                    unheld = wait > 0 and not held
+                    pause = self._rng.uniform(0.8, 1.2) * self._poll_interval if unheld else 0.0
+                # After a failure, ask at once whether the bundle is still current: a long poll
+                # would leave the sidecar "last known good" for the whole wait (30 s) although
+                # its bundle may be confirmed by the first answer.
+                wait = 0.0 if isinstance(event, SourceError) else self._wait_seconds
+                if pause > 0:
+                    with contextlib.suppress(_Interrupted):
+                        await self._interruptible(asyncio.sleep(pause))
+        finally:
+            if session is not None:
+                await session.close()
+
+    def _open_session(self) -> aiohttp.ClientSession | SourceError:
+        """A session trusting the CA file, or why there is none. A CA file missing or broken now
+        may be fixed later: it is reported and tried again like a failed fetch, rather than
+        ending the source for the process's life."""
+        try:
+            connector = self._connector()
+        except (OSError, ssl.SSLError) as exc:
+            return SourceError(f"{self.url}: cannot load the CA file {self._ca_file}: {exc}",
+                               reason="ca_unreadable", source=self.name)
+        return aiohttp.ClientSession(connector=connector)
 
     def _connector(self) -> aiohttp.TCPConnector:
         return aiohttp.TCPConnector(ssl=ssl_context(self._ca_file) or True)
