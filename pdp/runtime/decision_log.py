@@ -42,8 +42,7 @@ def parse_pointer(pointer: str) -> tuple[str, ...]:
     return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
 
 
-# A mask as a tree of reference tokens: each leaf (``_ERASE``) is a value to remove.
-_ERASE: dict[str, Any] = {}
+# A mask as a tree of reference tokens; a leaf (None) is a value to remove.
 _Mask = dict[str, Any]
 
 
@@ -54,11 +53,12 @@ def _mask_tree(pointers: Sequence[tuple[str, ...]]) -> _Mask:
             raise MaskingError("the empty pointer would erase the whole event")
         node = tree
         for token in tokens[:-1]:
-            node = node.setdefault(token, {})
-            if node is _ERASE:
+            below = node.setdefault(token, {})
+            if below is None:
                 break  # an ancestor is erased already: nothing below it is left to mask
+            node = below
         else:
-            node[tokens[-1]] = _ERASE
+            node[tokens[-1]] = None
     return tree
 
 
@@ -70,7 +70,7 @@ def _pruned(doc: Any, mask: _Mask, path: tuple[str, ...], erased: set[tuple[str,
         for token, below in mask.items():
             if token not in doc:
                 continue
-            if below is _ERASE:
+            if below is None:
                 changed = dict(doc) if changed is None else changed
                 del changed[token]
                 erased.add((*path, token))
@@ -85,7 +85,7 @@ def _pruned(doc: Any, mask: _Mask, path: tuple[str, ...], erased: set[tuple[str,
             if not token.isdigit() or int(token) >= len(doc):
                 continue
             index = int(token)
-            if below is _ERASE:
+            if below is None:
                 dropped.add(index)
                 erased.add((*path, token))
             elif (child := _pruned(doc[index], below, (*path, token), erased)) is not doc[index]:
