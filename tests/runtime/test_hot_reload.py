@@ -122,4 +122,7 @@ async def test_decisions_keep_flowing_while_a_big_bundle_loads(
         answered_meanwhile += 1
         await asyncio.sleep(0.001)
     assert (await loading).revision == "big"
-    assert answered_meanwhile >= 10
+    # A load run on the loop would let at most the first call through before it finished. The
+    # bound is kept low because how many turns the loop gets while the loading thread holds the
+    # GIL depends on the machine's load (9 were seen on a busy CI machine).
+    assert answered_meanwhile >= 3
