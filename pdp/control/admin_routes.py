@@ -143,9 +143,10 @@ async def put_document(request: web.Request) -> web.Response:
 
 
 async def delete_document(request: web.Request) -> web.Response:
-    """``DELETE /v1/data/{path}`` or ``DELETE /v1/tests/{name}``."""
+    """``DELETE /v1/data/{path}`` or ``DELETE /v1/tests/{name}`` (``If-Match`` optional)."""
     path = request.match_info["path"]
-    await request.app[PLANE].draft.delete_document(principal(request), _kind(request), path)
+    await request.app[PLANE].draft.delete_document(principal(request), _kind(request), path,
+                                                   expected_version(request))
     return json_response({"path": path, "deleted": True})
 
 

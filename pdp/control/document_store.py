@@ -81,7 +81,7 @@ class DocumentStore:
         if self._nested:
             # Two overlapping paths written at once would each pass the other's overlap check
             # under READ COMMITTED; one lock per table makes the check and the insert one step.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._table)
+            await self._lock(conn)
             await self._refuse_overlap(conn, path)
         current = await conn.fetchval(
             f"SELECT version FROM {self._table} WHERE path = $1 FOR UPDATE", path
@@ -100,18 +100,34 @@ class DocumentStore:
         )
         return _record(row)
 
-    async def delete(self, conn: asyncpg.Connection, path: str) -> None:
-        """Delete the document at `path` inside the caller's transaction."""
-        deleted = await conn.fetchval(
-            f"DELETE FROM {self._table} WHERE path = $1 RETURNING path", path
+    async def delete(self, conn: asyncpg.Connection, path: str,
+                     expected_version: int | None = None) -> None:
+        """Delete the document at `path` inside the caller's transaction; VersionConflictError
+        if `expected_version` is not its current version."""
+        if self._nested:
+            # The same lock as put: the caller checks what is left, and a write landing beside
+            # this delete (a user given a role this delete removes) must not pass that check.
+            await self._lock(conn)
+        current = await conn.fetchval(
+            f"DELETE FROM {self._table} WHERE path = $1 RETURNING version", path
         )
-        if deleted is None:
+        if current is None:
             raise NotFoundError(f"no document at {path!r}")
+        if expected_version is not None and expected_version != current:
+            # The caller's transaction rolls the delete back.
+            raise VersionConflictError(
+                f"document {path!r} is at version {current}, not {expected_version}",
+                current_version=int(current),
+            )
 
     async def all_documents(self, conn: asyncpg.Connection) -> dict[str, Any]:
         """Every document by path, read on the caller's connection (a publish's snapshot)."""
         rows = await conn.fetch(f"SELECT path, document FROM {self._table} ORDER BY path")
         return {row["path"]: row["document"] for row in rows}
+
+    async def _lock(self, conn: asyncpg.Connection) -> None:
+        # Released when the caller's transaction ends.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._table)
 
     async def _refuse_overlap(self, conn: asyncpg.Connection, path: str) -> None:
         # `a` and `a/b` would both claim data.a.b; refuse rather than pick a winner.

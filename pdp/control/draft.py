@@ -179,13 +179,23 @@ class Draft:
                                details={"version": stored.version})
         return stored
 
-    async def delete_document(self, actor: Principal, kind: str, path: str) -> None:
-        """Delete a data document or test file."""
+    async def delete_document(self, actor: Principal, kind: str, path: str,
+                              expected_version: int | None = None) -> None:
+        """Delete a data document or test file; a stale `expected_version` raises
+        VersionConflictError."""
         actor.require(Permission.EDIT)
         store = self._documents(kind)
         store.check_path(path)
         async with self._pool.acquire() as conn, conn.transaction():
-            await store.delete(conn, path)
+            await store.delete(conn, path, expected_version)
+            if kind == "data":
+                # What is left must still be data the core takes: deleting `roles` under users
+                # holding them broke every later policy edit, evaluate and publish.
+                try:
+                    check_data(nest_documents(await store.all_documents(conn)))
+                except RequestError as exc:
+                    raise RequestError(f"cannot delete {path!r}, the rest would be {exc}",
+                                       exc.errors) from None
             await audit.record(conn, actor=actor.actor, action=f"{kind}.delete", target=path)
 
     @staticmethod

@@ -10,6 +10,7 @@ functions in :mod:`pdp.sidecar.grpc_convert`, so both servers speak the contract
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
@@ -20,7 +21,7 @@ from pdp._proto.policyengine.v1 import policy_engine_pb2 as pb
 from pdp.control.auth import Permission, Principal, bearer_token
 from pdp.control.database import CONNECTION_ERRORS, positive_int
 from pdp.control.draft import parse_decision_input
-from pdp.control.errors import NotPublishedError, RequestError
+from pdp.control.errors import NotPublishedError, RequestError, VersionConflictError
 from pdp.control.grpc_errors import grpc_errors
 from pdp.control.listing import query_from_request
 from pdp.control.plane import ControlPlane
@@ -53,6 +54,25 @@ def _document(policy: pb.Policy) -> dict[str, Any]:
     except ValueError as exc:
         # protobuf's JSON conversion refuses a Struct number JSON cannot carry (infinity, NaN).
         raise RequestError(f"invalid policy: {exc}") from None
+
+
+# The names an update_mask may hold: the Policy message's fields. A nested path
+# ("rule.require_https") or an unknown name is refused: it would change nothing and answer OK.
+_MASKABLE = frozenset(pb.Policy.DESCRIPTOR.fields_by_name)
+# Fields the server keeps: a mask naming them is not an error, and changes nothing (AIP-203).
+_SERVER_KEPT = frozenset({"id", "version", "created_at", "updated_at"})
+# How often a masked update is re-applied when another edit lands between its read and write.
+_MASKED_UPDATE_ATTEMPTS = 5
+
+
+def _mask(paths: Iterable[str]) -> list[str]:
+    names = list(paths)
+    unknown = [name for name in names if name not in _MASKABLE]
+    if unknown:
+        message = (f"cannot update {', '.join(map(repr, unknown))}; update_mask names top-level"
+                   f" Policy fields: {', '.join(sorted(_MASKABLE - _SERVER_KEPT))}")
+        raise RequestError(message, [FieldError("update_mask", message)])
+    return [name for name in names if name not in _SERVER_KEPT]
 
 
 def _required(value: str, field: str) -> str:
@@ -140,21 +160,40 @@ class ControlPolicyEngineServicer:
         ``policy.version`` that is not the current one answers ABORTED."""
         actor = await self._caller(context)
         policy_id = _required(request.policy_id, "policy_id")
-        document = _document(request.policy)
-        if request.update_mask:
-            # AIP-134: masked fields take the request's value, or are cleared when it has none.
-            supplied, document = document, dict(
-                (await self._plane.draft.get_policy(actor, policy_id)).spec)
-            for name in request.update_mask:
+        supplied = _document(request.policy)
+        expected = _expected_version(request.policy)
+        if not request.update_mask:
+            record = await self._plane.draft.update_policy(
+                actor, policy_id, {**supplied, "id": policy_id}, expected)
+        else:
+            record = await self._update_masked(actor, policy_id, supplied,
+                                               _mask(request.update_mask), expected)
+        return pb.UpdatePolicyResponse(policy=_policy(record),
+                                       updated_at=convert.to_timestamp(record.updated_at))
+
+    async def _update_masked(self, actor: Principal, policy_id: str, supplied: dict[str, Any],
+                             mask: list[str], expected: int | None) -> PolicyRecord:
+        # AIP-134: masked fields take the request's value, or are cleared when it has none; the
+        # other fields keep the stored ones. The write is conditional on the version read, or
+        # an edit landing between the read and the write would be reverted by the stale copy of
+        # its fields; without a client version, a conflict means "read again and re-apply".
+        actor.require(Permission.EDIT)  # before the read, so a reader is told it may not edit
+        for attempt in range(_MASKED_UPDATE_ATTEMPTS):
+            current = await self._plane.draft.get_policy(actor, policy_id)
+            document = dict(current.spec)
+            for name in mask:
                 if name in supplied:
                     document[name] = supplied[name]
                 else:
                     document.pop(name, None)
-        document["id"] = policy_id
-        record = await self._plane.draft.update_policy(actor, policy_id, document,
-                                                       _expected_version(request.policy))
-        return pb.UpdatePolicyResponse(policy=_policy(record),
-                                       updated_at=convert.to_timestamp(record.updated_at))
+            document["id"] = policy_id
+            try:
+                return await self._plane.draft.update_policy(
+                    actor, policy_id, document, current.version if expected is None else expected)
+            except VersionConflictError:
+                if expected is not None or attempt == _MASKED_UPDATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @grpc_errors
     async def DeletePolicy(self, request: pb.DeletePolicyRequest,

@@ -122,11 +122,17 @@ class PolicyStore:
         )
         stored = _stored_spec(spec)
         if existing is None:
+            # FOR UPDATE locks no row that does not exist yet: two creates of one new id both
+            # get here, and the second waits on the first's insert. DO NOTHING makes it an
+            # "already exists" then, not a unique violation answered 500.
             row = await conn.fetchrow(
                 "INSERT INTO policies (id, spec, type, enabled, severity, version)"
-                f" VALUES ($1, $2, $3, $4, $5, 1) RETURNING {_COLUMNS}",
+                " VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (id) DO NOTHING"
+                f" RETURNING {_COLUMNS}",
                 policy_id, stored, stored["type"], stored["enabled"], stored["severity"],
             )
+            if row is None:
+                raise AlreadyExistsError(f"a policy with id {policy_id!r} already exists")
         elif existing["deleted_at"] is not None:
             row = await conn.fetchrow(
                 "UPDATE policies SET spec = $2, type = $3, enabled = $4, severity = $5,"

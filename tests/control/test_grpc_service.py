@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import itertools
@@ -169,6 +170,37 @@ async def test_create_get_update_delete_round_trip(stub: PolicyEngineServiceStub
     code = await _code(lambda s, m: s.GetPolicy(pb.GetPolicyRequest(policy_id="grpc-made"),
                                                 metadata=m), stub, md)
     assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_masked_updates_at_once_keep_each_others_fields(
+        stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """One client changes the name while another changes the description: both changes stay."""
+    md = auth(tokens[Role.EDITOR])
+    for attempt in range(5):
+        name, description = f"name {attempt}", f"description {attempt}"
+        await asyncio.gather(
+            stub.UpdatePolicy(pb.UpdatePolicyRequest(
+                policy_id="https-required", policy=pb.Policy(name=name), update_mask=["name"]),
+                metadata=md),
+            stub.UpdatePolicy(pb.UpdatePolicyRequest(
+                policy_id="https-required", policy=pb.Policy(description=description),
+                update_mask=["description"]), metadata=md))
+        stored = (await stub.GetPolicy(pb.GetPolicyRequest(policy_id="https-required"),
+                                       metadata=md)).policy
+        assert (stored.name, stored.description) == (name, description)
+
+
+async def test_a_mask_naming_no_top_level_field_is_invalid_argument(
+        plane: ControlPlane, stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """A typo or a nested path in update_mask is refused, not an OK that changed nothing."""
+    md = auth(tokens[Role.EDITOR])
+    before = await snapshot(plane.pool)
+    for mask in (["nme"], ["rule.security.require_https"], ["name", "colour"]):
+        request = pb.UpdatePolicyRequest(policy_id="https-required",
+                                         policy=pb.Policy(name="renamed"), update_mask=mask)
+        code = await _code(lambda s, m, r=request: s.UpdatePolicy(r, metadata=m), stub, md)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, mask
+    assert await snapshot(plane.pool) == before
 
 
 async def test_a_stale_version_is_aborted(stub: PolicyEngineServiceStub,

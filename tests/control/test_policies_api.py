@@ -106,6 +106,16 @@ async def test_creating_an_existing_id_is_a_409(client: ApiClient,
     assert (await answer.json())["code"] == "already_exists"
 
 
+async def test_creates_of_one_new_id_at_once_are_one_201_and_409s(
+        plane: ControlPlane, client: ApiClient, editor: dict[str, str]) -> None:
+    """Two admins applying the same new policy at once: one creates it, the others get 409."""
+    answers = await asyncio.gather(*(client.post("/v1/policies", json=EU_ONLY, headers=editor)
+                                     for _ in range(8)))
+    assert sorted(a.status for a in answers) == [201] + [409] * 7
+    history = await (await client.get("/v1/policies/eu-only/history", headers=editor)).json()
+    assert [v["version"] for v in history["versions"]] == [1]
+
+
 async def test_update_with_the_current_version_increments_it(client: ApiClient,
                                                              editor: dict[str, str]) -> None:
     """If-Match with the current version succeeds and bumps the version."""
@@ -256,6 +266,19 @@ async def test_data_documents_round_trip_with_versions(client: ApiClient,
     assert got["document"] == {"max": 4}
 
 
+async def test_deleting_a_document_with_a_stale_if_match_is_a_409_and_keeps_it(
+        plane: ControlPlane, client: ApiClient, editor: dict[str, str]) -> None:
+    """A delete based on an old read refuses, as a PUT does, instead of deleting newer data."""
+    await client.put("/v1/data/limits/eu", json={"max": 3}, headers=editor)
+    await client.put("/v1/data/limits/eu", json={"max": 4}, headers=editor)
+    before = await snapshot(plane.pool)
+    stale = await client.delete("/v1/data/limits/eu", headers={**editor, "If-Match": '"1"'})
+    assert stale.status == 409 and (await stale.json())["current_version"] == 2
+    assert await snapshot(plane.pool) == before
+    current = await client.delete("/v1/data/limits/eu", headers={**editor, "If-Match": '"2"'})
+    assert current.status == 200
+
+
 async def test_overlapping_data_paths_are_refused(client: ApiClient,
                                                   editor: dict[str, str]) -> None:
     """`users` and `users/x` would both claim data.users.x: the second is a 400 on path."""
@@ -305,6 +328,19 @@ async def test_data_the_core_refuses_is_refused_on_the_way_in(
     assert await snapshot(plane.pool) == before
     created = await client.post("/v1/policies", json=EU_ONLY, headers=editor)
     assert created.status == 201
+
+
+async def test_deleting_data_others_depend_on_is_refused(
+        plane: ControlPlane, client: ApiClient, editor: dict[str, str]) -> None:
+    """Deleting `roles` while users hold them is a 400 that keeps the draft editable."""
+    before = await snapshot(plane.pool)
+    answer = await client.delete("/v1/data/roles", headers=editor)
+    assert answer.status == 400
+    assert "unknown role 'consumer'" in (await answer.json())["message"]
+    assert await snapshot(plane.pool) == before
+    created = await client.post("/v1/policies", json=EU_ONLY, headers=editor)
+    assert created.status == 201
+    assert (await client.delete("/v1/data/approvals", headers=editor)).status == 200
 
 
 async def test_an_invalid_bundle_test_file_is_refused(client: ApiClient,
