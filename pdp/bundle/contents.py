@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -69,14 +70,31 @@ def content_hash(files: Mapping[str, bytes], *, digests: Mapping[str, str] | Non
 
 
 def json_bytes(value: object) -> bytes:
-    """The canonical bytes the builder writes for a JSON document (sorted keys, 2-space indent)."""
-    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    """The canonical bytes the builder writes for a JSON document (sorted keys, 2-space indent).
+
+    NaN and infinities raise ``ValueError``: Python would write them as ``NaN`` / ``Infinity``,
+    which no JSON parser need accept (the sidecar's HTTP view printed such a value as null).
+    """
+    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+            + "\n").encode()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return number
 
 
 def load_json(raw: bytes, *, file: str, reason: str) -> Any:
-    """Parse a JSON file, refusing it with ``reason`` and the parser's message."""
+    """Parse a JSON file (RFC 8259: no NaN or Infinity, no number that overflows a double, as
+    the sidecar's HTTP API reads), refusing it with ``reason`` and the parser's message."""
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise ContentError(reason, f"{file}: not valid JSON ({exc})", file=file) from exc
 

@@ -1,7 +1,9 @@
 """The keyring: public keys trusted to sign bundles, reloadable while a sidecar runs.
 
-Keys come from files or directories (``*.pem``, ``*.jwk``, ``*.json``); a key's id is the file
-stem unless its JWK names a ``kid``. Several keys may be trusted at once (rotation) and a list of
+Keys come from files (PEM, or a JWK / JWK Set in any file named) or directories, where only
+``*.pem`` and ``*.jwk`` are keys (DESIGN §8.5, and what ``--help`` says): other files, such as
+a ``settings.json`` next to them, are not read. A key's id is the file stem unless its JWK names
+a ``kid``. Several keys may be trusted at once (rotation) and a list of
 revoked ids is honoured even if a revoked key's file is still present.
 """
 
@@ -22,7 +24,7 @@ from pdp.bundle.keys import (
     public_pem,
 )
 
-KEY_SUFFIXES = (".pem", ".jwk", ".json")
+KEY_SUFFIXES = (".pem", ".jwk")
 
 
 @dataclass(frozen=True, slots=True)

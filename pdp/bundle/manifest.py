@@ -13,6 +13,10 @@ from pdp.bundle.errors import ManifestError
 
 MANIFEST_FILE = ".manifest"
 DEFAULT_ROOTS: tuple[str, ...] = ("policyengine",)
+# The largest sequence: a PostgreSQL bigint, the control plane's column and the bound of every
+# number its API reads. A larger one, built offline, was served by the sidecar while the control
+# plane refused each of its status reports (400), so the fleet showed it "starting" for ever.
+MAX_SEQUENCE = 2**63 - 1
 
 
 class Manifest(BaseModel):
@@ -22,7 +26,7 @@ class Manifest(BaseModel):
 
     revision: str = Field(min_length=1, max_length=128)
     """Human-facing revision label, reported as ``policy_version`` / ``bundle_revision``."""
-    sequence: int = Field(ge=1)
+    sequence: int = Field(ge=1, le=MAX_SEQUENCE)
     """Positive integer the publisher increments; the anti-rollback check compares it."""
     roots: tuple[str, ...] = DEFAULT_ROOTS
     """Data roots the bundle owns (OPA's notion); ours is always ``policyengine``."""

@@ -8,6 +8,7 @@ carries one format; data and test files are copied byte for byte after they pars
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Mapping
@@ -142,15 +143,38 @@ class _SourceReader:
         return raw
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in keys:
+            raise ValueError(f"duplicate key {key!r}")
+        keys[key] = value
+    return keys
+
+
 def _load_policy(source: str, raw: bytes) -> object:
-    """Parse a policy file as JSON or YAML (one document), as plain JSON-compatible values."""
+    """Parse a policy file as JSON or YAML (one document), as plain JSON-compatible values.
+
+    A key given twice is refused: both parsers would keep the last one silently, so a second
+    ``enforcement: dryrun`` or ``require_https: false`` further down the file switched a rule
+    off without a word. (Only here, where people edit files; the canonical JSON a build writes
+    cannot repeat a key.)
+    """
     if source.endswith(".json"):
-        return load_json(raw, file=source, reason="policy_invalid")
+        document = load_json(raw, file=source, reason="policy_invalid")
+        try:
+            json.loads(raw, object_pairs_hook=_unique_keys)
+        except ValueError as exc:
+            raise ContentError(
+                "policy_invalid", f"{source}: not valid JSON ({exc})", file=source
+            ) from exc
+        return document
     # Imported here: only builds read YAML, and a sidecar serving a built bundle never does
     # (PyYAML is ~0.9 MiB of its idle RSS and ~20 ms of its start-up).
     import yaml
 
     try:
+        _refuse_duplicate_yaml_keys(yaml.compose(raw, Loader=yaml.SafeLoader))
         document = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ContentError(
@@ -176,6 +200,32 @@ def _load_policy(source: str, raw: bytes) -> object:
             "policy_invalid", f"{source}: holds a value JSON cannot represent ({exc})", file=source
         ) from exc
     return document
+
+
+def _refuse_duplicate_yaml_keys(root: object) -> None:
+    """Raise a ``MarkedYAMLError`` at the second use of a key in any mapping of ``root`` (a
+    composed node graph). Each node is visited once, so aliases cost nothing extra."""
+    import yaml
+
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, yaml.Node) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if (key.tag, key.value) in keys:
+                        raise yaml.MarkedYAMLError(
+                            "while reading a mapping", node.start_mark,
+                            f"found duplicate key {key.value!r}", key.start_mark)
+                    keys.add((key.tag, key.value))
+                pending.extend((key, value))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend(node.value)
 
 
 def _expands_past(document: object, bound: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import time
 import uuid
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import orjson
 
 from pdp.bundle import (
     ALGORITHMS,
@@ -45,14 +47,17 @@ from pdp.bundle import (
 from pdp.bundle.atomic import write_atomically
 from pdp.bundle.contents import POLICIES_DIR
 from pdp.bundle.keys import check_key_id
+from pdp.bundle.manifest import MAX_SEQUENCE
 from pdp.bundle.signing import read_signature
 from pdp.cli import _output
 from pdp.core import (
+    MAX_JSON_DEPTH,
     QUERIES,
     CoreError,
     InputValidationError,
     PolicySet,
     TestReport,
+    json_too_deep,
     parse_input,
     run_tests,
 )
@@ -124,12 +129,11 @@ def _key_id(value: str) -> str:
 
 
 def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    """A sequence: ASCII digits (``int()`` also reads "٣") from 1 to the manifest's bound."""
+    number = int(value) if value.isascii() and value.isdigit() else 0
+    if not 1 <= number <= MAX_SEQUENCE:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a whole number from 1 to {MAX_SEQUENCE}")
     return number
 
 
@@ -193,8 +197,25 @@ def _read_source(
     return read_source_dir(path, revision=revision, sequence=sequence, created_at=created_at)
 
 
+def _check_output(path: Path) -> None:
+    """Refuse an ``-o`` that names something other than a file or a directory. The bundle is
+    written by renaming a temporary file over ``-o``, so a device or pipe such as /dev/null or
+    /dev/stdout (a link to one) was replaced by a regular file, not written to: the command said
+    "built /dev/stdout", printed nothing there, and, run as root, left the system without it."""
+    try:
+        info = os.stat(path)  # follows links: /dev/stdout is a link to a pipe or terminal
+    except OSError:
+        return  # absent or unreachable: write_atomically names the problem
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+        raise _output.Refused(
+            f"cannot write {path}: not a regular file (-o replaces a file by renaming a new one "
+            "over it; a device or pipe would be replaced, not written to)"
+        )
+
+
 @_refusing("bundle build")
 def _bundle_build(args: argparse.Namespace) -> int:
+    _check_output(args.output)
     contents = _read_source(
         args.src_dir,
         revision=args.revision or str(args.sequence),
@@ -276,13 +297,22 @@ def _bundle_inspect(args: argparse.Namespace) -> int:
             ("sequence", report["manifest"].get("sequence")),
             ("created at", report["manifest"].get("created_at")),
             ("expires at", report["manifest"].get("expires_at") or "never"),
-            ("signature", f"key {signature['kid']} ({signature['alg']})" if signature else "none"),
+            ("signature", _signature_text(signature)),
             ("content hash", report["content_hash"]),
         ]
     )
     print(f"  files ({len(report['files'])}):")
     _output.print_files(report["files"])
     return EXIT_OK
+
+
+def _signature_text(signature: dict[str, Any] | None) -> str:
+    """The signature line of `bundle inspect`: who signed, or why that cannot be read."""
+    if signature is None:
+        return "none"
+    if signature.get("malformed"):
+        return "malformed (.signatures.json holds no readable JWS)"
+    return f"key {signature['kid']} ({signature['alg']})"
 
 
 def _inspection(path: Path, files: dict[str, bytes]) -> dict[str, Any]:
@@ -379,12 +409,19 @@ def _input_name(source: str) -> str:
 
 
 def _read_input(source: str) -> Any:
+    """The input document, read as the sidecar's HTTP API reads a body (DESIGN §8.5: the same
+    query and input give the same JSON): orjson, strict RFC 8259. Python's json module also
+    takes NaN, Infinity and 1e400, and keeps integers past 64 bits exact where orjson reads a
+    float, so `pdp eval` answered inputs the sidecar refuses with a 400."""
     where = _input_name(source)
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as exc:
         raise _output.Refused(f"--input {where}: {exc}") from exc
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise _output.Refused(f"--input {where}: not valid JSON ({exc})") from exc
+    if json_too_deep(parsed):
+        raise _output.Refused(f"--input {where}: JSON nesting exceeds {MAX_JSON_DEPTH} levels")
+    return parsed

@@ -54,7 +54,9 @@ def _requested_tokens(metadata: Any) -> tuple[Any, int | None]:
     raw = metadata.get("max_tokens") if type(metadata) is dict else None
     if type(raw) is int:
         return raw, raw
-    if type(raw) is str and raw.strip().isdigit() and len(raw) < 20:
+    # ASCII digits only: str.isdigit() is also true of "²", which int() refuses (an exception
+    # here escaped the decision as a 500), and of other scripts' digits.
+    if type(raw) is str and len(raw) < 20 and raw.strip().isascii() and raw.strip().isdigit():
         return raw, int(raw)
     return raw, None
 

@@ -24,8 +24,10 @@ def _compliance(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _codes(raw: Any) -> list[str]:
-    """The location codes of a residency list, uppercased; non-strings are ignored."""
-    return [code.upper() for code in raw if type(code) is str and code] if type(raw) is list else []
+    """The location codes of a residency list, trimmed and uppercased; non-strings are ignored."""
+    if type(raw) is not list:
+        return []
+    return [code.strip().upper() for code in raw if type(code) is str and code.strip()]
 
 
 def normalise_certification(name: str) -> str:
@@ -44,7 +46,8 @@ def _blocked(blocked: frozenset[str]) -> Check:
         hits = None
         for code in raw:
             if type(code) is str:
-                upper = code.upper()
+                # Trimmed: " KP" or "KP\n" named a blocked country and passed the check.
+                upper = code.strip().upper()
                 if upper in blocked:
                     if hits is None:
                         hits = [upper]
@@ -84,7 +87,7 @@ def _minimum_locations(minimum: int, *, required: bool) -> Check:
         if type(raw) is list and len(raw) >= minimum:
             if minimum == 1:
                 for code in raw:
-                    if type(code) is str and code:
+                    if type(code) is str and code.strip():
                         return None
             elif len(set(_codes(raw))) >= minimum:
                 return None

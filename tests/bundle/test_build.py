@@ -9,11 +9,13 @@ import os
 import tarfile
 from pathlib import Path
 
+import pytest
 from bundle_kit import CREATED_AT, NOW, Keys, bundle_files, json_bytes, pack, sign
 
 from pdp.bundle import (
     MANIFEST_FILE,
     SIGNATURES_FILE,
+    ContentError,
     Keyring,
     Limits,
     build_bundle,
@@ -116,3 +118,34 @@ def test_nested_data_is_placed_at_its_path(tmp_path: Path) -> None:
     contents = read_source_dir(source, created_at=CREATED_AT)
     assert contents.data["tenants"] == {"acme": {"tier": "gold"}}
     assert contents.data["users"]["user-456"]["roles"] == ["consumer"]
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    pytest.param("policies/p.yaml", "id: p\nname: P\ntype: pricing\n"
+                 "rule: {max_rate_per_token: 1}\nmetadata: {weight: .inf}\n", id="yaml-inf"),
+    pytest.param("policies/p.json", '{"id": "p", "name": "P", "type": "custom", "rule": {'
+                 '"field": "context.x", "violation_if": {"field": "context.x", "op": "eq", '
+                 '"value": NaN}}}', id="json-nan"),
+    pytest.param("data.json", '{"limits": {"x": 1e400}}', id="data-overflow"),
+    pytest.param("tests/t.json", '{"name": "t", "query": "check_access", "input": {}, '
+                 '"expect": {"allowed": -Infinity}}', id="test-infinity"),
+])
+def test_a_source_with_nan_or_infinity_is_refused(tmp_path: Path, name: str, text: str) -> None:
+    """NaN and infinities are not JSON: a build refuses them, naming the file, instead of
+    signing files that say NaN / Infinity (which the sidecar's policy view shows as null)."""
+    source = tmp_path / "src"
+    (source / "policies").mkdir(parents=True)
+    (source / "tests").mkdir()
+    (source / "policies" / "https.json").write_bytes(bundle_files()["policies/https-required.json"])
+    (source / name).write_text(text)
+    with pytest.raises(ContentError) as refused:
+        read_source_dir(source, created_at=CREATED_AT)
+    assert refused.value.file == name
+
+
+def test_a_signed_bundle_holding_nan_is_refused(keys: Keys, keyring: Keyring) -> None:
+    """A bundle whose data says NaN is refused when loaded, as a body saying NaN is over HTTP."""
+    files = bundle_files()
+    files["data.json"] = files["data.json"].replace(b'"svc-1": {', b'"svc-1": {"score": NaN, ')
+    with pytest.raises(ContentError, match=r"data\.json: not valid JSON \(NaN"):
+        load_bundle(pack(sign(files, keys.signer())), keyring, now=NOW)

@@ -301,6 +301,12 @@ HOSTILE: tuple[Hostile, ...] = (
         "manifest_invalid",
         _bundle_of({MANIFEST_FILE: json_bytes({"revision": "0", "sequence": 0, "created_at": 0})}),
     ),
+    Hostile(
+        "a manifest with a sequence past a PostgreSQL bigint",
+        "manifest_invalid",
+        _bundle_of({MANIFEST_FILE: json_bytes({"revision": "1", "sequence": 2**63,
+                                               "created_at": "2026-01-01T00:00:00Z"})}),
+    ),
     Hostile("no manifest", "manifest_missing", _bundle_of({MANIFEST_FILE: None})),
     Hostile(
         "a policy that fails validation",

@@ -39,6 +39,21 @@ def test_a_jwk_without_kid_uses_the_file_stem(tmp_path: Path) -> None:
     assert Keyring.from_paths([tmp_path]).key_ids == ("edge",)
 
 
+def test_a_directory_holds_keys_only_in_pem_and_jwk_files(keys: Keys, tmp_path: Path) -> None:
+    """In a key directory only *.pem and *.jwk are keys, as --help says: another JSON file
+    beside them (settings, a README) does not make every verification fail."""
+    (tmp_path / "k7.pem").write_bytes(public_pem(keys.trusted))
+    (tmp_path / "settings.json").write_text('{"log_level": "info"}')
+    assert Keyring.from_paths([tmp_path]).key_ids == ("k7",)
+
+
+def test_a_jwk_set_named_explicitly_is_read_whatever_its_suffix(tmp_path: Path) -> None:
+    """A key file given by name is read by its content, so `--verification-key jwks.json` works."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [json.loads(_jwk(key, kid="a"))]}))
+    assert Keyring.from_paths([tmp_path / "jwks.json"]).key_ids == ("a",)
+
+
 def test_a_directory_and_a_file_combine(keys: Keys, tmp_path: Path) -> None:
     """Several paths, files or directories, give one keyring with every key."""
     (tmp_path / "dir").mkdir()

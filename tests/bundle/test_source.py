@@ -158,3 +158,28 @@ def test_a_timestamp_no_calendar_can_hold_is_refused_naming_it(
         read_source_dir(root, **times)
     assert caught.value.reason == "manifest_invalid"
     assert field in str(caught.value) and "99999999999999" in str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    pytest.param("policies/p.yaml", "id: p\nname: P\ntype: security\nenforcement: deny\n"
+                 "rule: {require_https: true}\nenforcement: dryrun\n", id="yaml"),
+    pytest.param("policies/p.json", '{"id": "p", "name": "P", "type": "security", "rule": '
+                 '{"require_https": true, "require_https": false}}', id="json"),
+])
+def test_a_key_given_twice_in_a_policy_is_refused(tmp_path: Path, name: str, text: str) -> None:
+    """A policy repeating a key is refused naming the key: the last one silently won, so a
+    stray `enforcement: dryrun` or `require_https: false` lower down switched a rule off."""
+    root = _tree(tmp_path, {name: text.encode()})
+    with pytest.raises(ContentError) as caught:
+        read_source_dir(root, created_at=CREATED_AT)
+    assert caught.value.reason == "policy_invalid"
+    assert name in str(caught.value) and "duplicate key" in str(caught.value)
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    """A key that overrides one merged in with `<<: *anchor` is not a duplicate."""
+    text = ("id: p\nname: P\ntype: security\nmetadata: {defaults: &d {require_https: false}}\n"
+            "rule:\n  <<: *d\n  require_https: true\n")
+    contents = read_source_dir(_tree(tmp_path, {"policies/p.yaml": text.encode()}),
+                               created_at=CREATED_AT)
+    assert json.loads(contents.files["policies/p.json"])["rule"] == {"require_https": True}

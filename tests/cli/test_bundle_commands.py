@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import subprocess
 import sys
 import tarfile
@@ -65,6 +67,20 @@ def test_revision_and_sequence_go_into_the_manifest(
     assert (manifest["revision"], manifest["sequence"]) == ("2026.11-a", 12)
 
 
+@pytest.mark.parametrize("sequence", ["9223372036854775808", "\u0663", " 5"])
+def test_a_sequence_the_control_plane_cannot_hold_is_a_usage_error(
+    pdp: Pdp, key_dir: Path, tmp_path: Path, sequence: str
+) -> None:
+    """--sequence takes ASCII digits up to a bigint (2**63 - 1): a larger bundle was served
+    while the control plane refused every status report of the sidecar serving it."""
+    out = tmp_path / "b.tar.gz"
+    result = pdp("bundle", "build", MARKETPLACE, "-o", out, "--signing-key",
+                 key_dir / "k1.key", "--key-id", "k1", "--sequence", sequence)
+    assert result.returncode == 2
+    assert "--sequence" in result.stderr and "9223372036854775807" in result.stderr
+    assert not out.exists()
+
+
 def test_verify_refuses_a_tampered_bundle_naming_the_file(
     pdp: Pdp, marketplace_bundle: Path, key_dir: Path, tmp_path: Path
 ) -> None:
@@ -120,6 +136,22 @@ def test_inspect_lists_files_with_their_hashes(pdp: Pdp, marketplace_bundle: Pat
     assert "policies/https-required.json" in names
     assert report["signature"] == {"kid": "k1", "alg": "EdDSA", "verified": False}
     assert report["sha256"] == hashlib.sha256(marketplace_bundle.read_bytes()).hexdigest()
+
+
+def test_inspect_says_when_the_signature_cannot_be_read(
+    pdp: Pdp, marketplace_bundle: Path, tmp_path: Path
+) -> None:
+    """`bundle inspect` of a bundle whose .signatures.json is garbage says "malformed", as its
+    --json does, rather than "key None (None)"."""
+    root = tmp_path / "unpacked"
+    root.mkdir()
+    with tarfile.open(marketplace_bundle) as tar:
+        tar.extractall(root, filter="data")
+    (root / ".signatures.json").write_text("garbage")
+    result = pdp("bundle", "inspect", root)
+    assert result.returncode == 0, result.stderr
+    assert "signature:    malformed" in result.stdout
+    assert "None" not in result.stdout
 
 
 def test_inspect_of_something_that_is_not_a_bundle_exits_1(pdp: Pdp, tmp_path: Path) -> None:
@@ -255,3 +287,20 @@ def test_a_reader_that_stops_early_is_not_a_refusal(
         code = process.wait(timeout=60)
     assert stderr == ""
     assert code == 141
+
+
+def test_build_onto_a_pipe_is_refused_and_leaves_it_alone(
+    pdp: Pdp, key_dir: Path, tmp_path: Path
+) -> None:
+    """-o naming a pipe or device (/dev/null, /dev/stdout) exits 1 and leaves it in place: the
+    atomic rename used to replace it with a regular file and report "built"."""
+    out = tmp_path / "pipe"
+    os.mkfifo(out)
+    result = pdp(
+        "bundle", "build", MARKETPLACE, "-o", out,
+        "--signing-key", key_dir / "k1.key", "--key-id", "k1",
+    )
+    assert result.returncode == 1
+    assert f"cannot write {out}: not a regular file" in result.stderr
+    assert stat.S_ISFIFO(os.lstat(out).st_mode)
+    assert sorted(tmp_path.iterdir()) == [out]

@@ -137,6 +137,16 @@ def test_requested_tokens_are_limited(requested: Any, allowed: bool) -> None:
         assert decision["violations"][0]["field"] == "context.metadata.max_tokens"
 
 
+@pytest.mark.parametrize("requested", ["²", "٣", " ¹2 "])
+def test_requested_tokens_in_other_digits_are_not_whole_numbers(requested: str) -> None:
+    """A max_tokens written in non-ASCII digits is a violation, never an exception (a 500)."""
+    policy_set = compile_set(policy("rate_limiting", {"max_tokens_per_request": 100}))
+    decision = consume(policy_set, metadata={"max_tokens": requested})
+    assert decision["allowed"] is False
+    assert decision["violations"][0]["message"] == (
+        "context.metadata.max_tokens is not a whole number")
+
+
 def test_limits_are_the_tightest_applicable() -> None:
     """``limits`` takes the smallest value of every matching, non-dryrun policy."""
     policy_set = compile_set(
