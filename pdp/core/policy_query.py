@@ -211,7 +211,12 @@ def whole_number(value: object) -> int | None:
     if isinstance(value, str):
         if not (value.isascii() and value.isdigit()):
             return None
-        value = int(value)
+        digits = value.lstrip("0")
+        # Bounded before int(), which refuses more than 4,300 digits with a ValueError that
+        # escaped every caller as a 500.
+        if len(digits) > len(str(MAX_REQUEST_NUMBER)):
+            return None
+        value = int(digits or "0")
     if not isinstance(value, int) or isinstance(value, bool):
         return None
     return value if 0 <= value <= MAX_REQUEST_NUMBER else None

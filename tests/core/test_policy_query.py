@@ -10,11 +10,13 @@ import pytest
 from pdp.core import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    MAX_REQUEST_NUMBER,
     InputValidationError,
     PolicyQuery,
     PolicyQueryError,
     parse_list_params,
     parse_list_request,
+    whole_number,
 )
 
 
@@ -153,11 +155,22 @@ def test_empty_http_paging_parameters_are_unset() -> None:
     ({"enforcement": "block"}, "enforcement"), ({"order_by": "colour"}, "order_by"),
     ({"page_size": "0"}, "page_size"), ({"page_size": "-1"}, "page_size"),
     ({"page_size": "٣"}, "page_size"), ({"page_size": "99999999999999999999"}, "page_size"),
+    ({"page_size": "9" * 5000}, "page_size"),
     ({"page_token": "xyz"}, "page_token"), ({"sort": "id"}, "sort"),
 ])
 def test_a_bad_http_parameter_is_refused_naming_it(params: dict[str, str], field: str) -> None:
     """Each bad or unknown query parameter is refused by its own name."""
     assert refused_field(params) == field
+
+
+def test_numbers_are_ascii_digits_up_to_a_bigint_leading_zeros_aside() -> None:
+    """Every number a request carries reads the same way: past a bigint, or past the 4,300
+    digits int() takes, is "not a number" (a 400), never a server error."""
+    assert whole_number("0" * 5000 + "7") == 7
+    assert whole_number(str(MAX_REQUEST_NUMBER)) == MAX_REQUEST_NUMBER
+    assert whole_number(str(MAX_REQUEST_NUMBER + 1)) is None
+    assert whole_number("9" * 5000) is None
+    assert whole_number("") is None and whole_number("0") == 0
 
 
 def test_an_http_page_size_above_the_maximum_is_lowered() -> None:
