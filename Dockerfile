@@ -1,7 +1,8 @@
 # One image for both processes: `pdp run` (sidecar) and `pdp control` (control plane).
 # Multi-stage: the build stage has pip and a compiler-free wheel install; the final stage carries only
 # the virtualenv, the built-in bundle source and a non-root user. Works with a read-only root
-# filesystem: pdp writes only to --persist-dir (mount an emptyDir there).
+# filesystem: pdp writes only to --persist-dir (sidecar), --bundle-dir (control plane) and, for
+# `run --dev`, .pdp/ in the working directory /var/lib/pdp; mount an emptyDir wherever it writes.
 
 FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -13,8 +14,12 @@ RUN python -m venv /opt/pdp \
  && /opt/pdp/bin/pdp --version
 
 FROM python:3.11.11-slim-bookworm
+# The working directory belongs to pdp whichever builder makes the image (the classic builder
+# creates a WORKDIR as root), so `run --dev` can write its key and bundle there.
 RUN groupadd --system --gid 10001 pdp \
- && useradd --system --uid 10001 --gid pdp --no-create-home --shell /usr/sbin/nologin pdp
+ && useradd --system --uid 10001 --gid pdp --no-create-home --shell /usr/sbin/nologin pdp \
+ && mkdir -p /var/lib/pdp \
+ && chown 10001:10001 /var/lib/pdp
 COPY --from=build /opt/pdp /opt/pdp
 COPY bundles /opt/pdp/share/pdp/bundles
 ENV PATH=/opt/pdp/bin:$PATH \

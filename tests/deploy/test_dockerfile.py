@@ -57,6 +57,20 @@ def test_image_is_multi_stage_non_root_with_a_healthcheck() -> None:
     assert ("ENTRYPOINT", '["pdp"]') in steps
 
 
+def test_the_working_directory_belongs_to_the_image_user() -> None:
+    """`run --dev` writes .pdp/ into the WORKDIR, so pdp's user owns it whichever builder runs.
+
+    BuildKit creates a WORKDIR as the current USER, the classic builder as root; only an explicit
+    chown in a RUN makes the image the same for both.
+    """
+    final = _instructions()[_stage_starts()[1]:]
+    workdir = next(args for keyword, args in final if keyword == "WORKDIR")
+    user = next(args for keyword, args in final if keyword == "USER")
+    commands = " && ".join(args for keyword, args in final if keyword == "RUN")
+    assert re.search(rf"\bmkdir -p {re.escape(workdir)}\b", commands), commands
+    assert re.search(rf"\bchown {re.escape(user)} {re.escape(workdir)}\b", commands), commands
+
+
 @pytest.mark.slow
 def test_build_stage_steps_install_a_working_pdp(tmp_path: Path) -> None:
     """The build stage's COPY and RUN steps produce a virtualenv whose `pdp` runs."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,88 @@ def test_pdp_can_read_its_mounted_secrets() -> None:
                 group = container["securityContext"]["runAsGroup"]
                 assert pod["securityContext"].get("fsGroup") == group, mount["name"]
                 assert secrets[mount["name"]].get("defaultMode", 0o644) & 0o040, mount["name"]
+
+
+def _pdp_containers() -> Iterator[dict[str, Any]]:
+    for container in _containers():
+        if container["name"] in {"pdp", "control"}:
+            yield container
+
+
+def _probe_paths(probe: dict[str, Any]) -> set[str]:
+    text = yaml.safe_dump(probe)
+    return {path for path in ("/health/live", "/health/ready") if path in text}
+
+
+def test_only_readiness_waits_for_a_bundle() -> None:
+    """A pdp without a bundle yet is taken out of service, never restarted into CrashLoopBackOff."""
+    for container in _pdp_containers():
+        assert _probe_paths(container["readinessProbe"]) == {"/health/ready"}, container["name"]
+        for probe in ("startupProbe", "livenessProbe"):
+            if probe in container:
+                paths = _probe_paths(container[probe])
+                assert paths == {"/health/live"}, (container["name"], probe)
+
+
+def _literal_env(container: dict[str, Any]) -> dict[str, str]:
+    """The container's environment; values from a Secret get a placeholder of the right shape."""
+    env = {}
+    for item in container.get("env", []):
+        env[item["name"]] = item.get("value", "postgresql://pdp:secret@postgres.example:5432/pdp")
+    return env
+
+
+@pytest.mark.parametrize("container", list(_pdp_containers()), ids=lambda c: c["name"])
+def test_pdp_accepts_the_container_command_line(
+    container: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every flag and PDP_* variable a manifest gives pdp is one it accepts, with a valid value."""
+    from pdp.cli.main import build_parser
+    from pdp.control.settings import ControlSettings, load_control_settings
+    from pdp.sidecar.settings import load_settings
+
+    for name in [name for name in os.environ if name.upper().startswith("PDP_")]:
+        monkeypatch.delenv(name)
+    for name, value in _literal_env(container).items():
+        monkeypatch.setenv(name, value)
+    args = build_parser(container["args"]).parse_args(container["args"])
+    if args.command == "run":
+        flags = {k: v for k, v in vars(args).items() if k not in {"func", "command", "config"}}
+        settings = load_settings(flags)
+        assert settings.bundle_url and settings.verification_key
+    else:
+        assert args.command == "control" and args.control_command is None
+        control = load_control_settings(
+            {name: getattr(args, name) for name in ControlSettings.model_fields}
+        )
+        assert control.http_listen.host == "0.0.0.0"
+
+
+_PATH_FLAGS = ("--bundle-token-file", "--verification-key", "--persist-dir", "--signing-key",
+               "--bundle-ca-file", "--bundle-dir")
+
+
+def test_every_path_pdp_is_given_is_mounted() -> None:
+    """Key, token and persist paths lie in the pod's volumes; the persist dir is writable."""
+    for deployment in _by_kind("Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+        for container in pod["containers"]:
+            if container["name"] not in {"pdp", "control"}:
+                continue
+            mounts = container.get("volumeMounts", [])
+            for arg in container["args"]:
+                flag, _, value = arg.partition("=")
+                if flag not in _PATH_FLAGS:
+                    continue
+                mount = next((m for m in mounts
+                              if value == m["mountPath"] or value.startswith(m["mountPath"] + "/")),
+                             None)
+                assert mount is not None, (container["name"], arg)
+                if flag in {"--persist-dir", "--bundle-dir"}:
+                    # The root filesystem is read-only: pdp writes only into this volume.
+                    assert not mount.get("readOnly", False), (container["name"], arg)
+                secret = volumes[mount["name"]].get("secret", {})
+                inside = value.removeprefix(mount["mountPath"]).lstrip("/")
+                if secret.get("items") and inside:
+                    assert inside in {item["path"] for item in secret["items"]}, arg
