@@ -72,6 +72,18 @@ def test_the_working_directory_belongs_to_the_image_user() -> None:
 
 
 @pytest.mark.slow
+def test_the_build_context_is_only_what_the_image_copies() -> None:
+    """.dockerignore lets in what COPY names and nothing else: no .venv, no dev signing key."""
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert patterns[0] == "*", "the context starts empty"
+    allowed = {pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")}
+    copied = {source for keyword, args in _instructions()
+              if keyword == "COPY" and not args.startswith("--from")
+              for source in args.split()[:-1]}
+    assert allowed == copied
+
+
 def test_build_stage_steps_install_a_working_pdp(tmp_path: Path) -> None:
     """The build stage's COPY and RUN steps produce a virtualenv whose `pdp` runs."""
     src, prefix = tmp_path / "src", tmp_path / "opt-pdp"
