@@ -168,7 +168,12 @@ def _refusing(command: str) -> Callable[[Handler], Handler]:
 @_refusing("keygen")
 def _keygen(args: argparse.Namespace) -> int:
     write_key_pair(args.out_dir, args.key_id, args.alg)
-    print(args.key_id)
+    print(args.key_id)  # stdout holds only the key id (DESIGN §8.5): scripts read it
+    if args.alg == "PS256":
+        # A PS256 key is an RSA key like any other: nothing in it says PS256, so a build that
+        # does not ask signs with RS256.
+        print("note: build with `--alg PS256`; an RSA key signs with RS256 unless told",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -290,17 +295,18 @@ def _bundle_inspect(args: argparse.Namespace) -> int:
         _output.print_json(report)
         return EXIT_OK
     print(f"{args.bundle} (signature not verified; use `pdp bundle verify`)")
-    signature = report["signature"]
-    _output.print_fields(
-        [
-            ("revision", report["manifest"].get("revision")),
-            ("sequence", report["manifest"].get("sequence")),
-            ("created at", report["manifest"].get("created_at")),
-            ("expires at", report["manifest"].get("expires_at") or "never"),
-            ("signature", _signature_text(signature)),
-            ("content hash", report["content_hash"]),
-        ]
-    )
+    signature, manifest = report["signature"], report["manifest"]
+    identity: list[tuple[str, object]] = [
+        ("revision", manifest.get("revision")),
+        ("sequence", manifest.get("sequence")),
+        ("created at", manifest.get("created_at")),
+        ("expires at", manifest.get("expires_at") or "never"),
+    ] if manifest else [
+        # A source directory, or a broken bundle: say so rather than print "revision: None".
+        ("manifest", "none (not a built bundle; `pdp bundle build` makes one)"),
+    ]
+    _output.print_fields([*identity, ("signature", _signature_text(signature)),
+                          ("content hash", report["content_hash"])])
     print(f"  files ({len(report['files'])}):")
     _output.print_files(report["files"])
     return EXIT_OK

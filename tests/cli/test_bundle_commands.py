@@ -154,6 +154,16 @@ def test_inspect_says_when_the_signature_cannot_be_read(
     assert "None" not in result.stdout
 
 
+def test_inspect_of_a_source_directory_says_it_has_no_manifest(pdp: Pdp, tmp_path: Path) -> None:
+    """A directory without .manifest is shown as "not a built bundle", not as "revision: None"."""
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "data.json").write_text("{}")
+    result = pdp("bundle", "inspect", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "manifest:     none (not a built bundle" in result.stdout
+    assert "None" not in result.stdout
+
+
 def test_inspect_of_something_that_is_not_a_bundle_exits_1(pdp: Pdp, tmp_path: Path) -> None:
     """Inspecting a file that is not a .tar.gz is refused with a reason."""
     junk = tmp_path / "junk.tar.gz"

@@ -39,3 +39,12 @@ def test_keygen_refuses_a_key_id_that_is_not_a_file_stem(pdp: Pdp, tmp_path: Pat
     result = pdp("keygen", "--key-id", "../escape", "--out-dir", tmp_path)
     assert result.returncode == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ps256_key_tells_how_to_sign_with_ps256(pdp: Pdp, tmp_path: Path) -> None:
+    """An RSA key does not record PS256, so keygen says on stderr that builds must ask for it;
+    stdout still holds only the key id."""
+    result = pdp("keygen", "--key-id", "pss", "--out-dir", tmp_path, "--alg", "PS256")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "pss"
+    assert "--alg PS256" in result.stderr
