@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ import asyncpg
 from pdp.control.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 
 TOKEN_PREFIX = "pdp_"
+# RFC 6750 b64token: what a bearer token may be made of (ours are "pdp_" + URL-safe base64).
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class Role(enum.StrEnum):
@@ -125,9 +128,12 @@ def bearer_token(header: str | None) -> str:
     if not header:
         raise AuthenticationError("missing bearer token (Authorization: Bearer <token>)")
     scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not _B64TOKEN.fullmatch(token):
+        # RFC 6750's token characters only: a byte that is not UTF-8 reached the hash as a
+        # lone surrogate and failed there, a 500 on every authenticated route.
         raise AuthenticationError("the Authorization header is not 'Bearer <token>'")
-    return token.strip()
+    return token
 
 
 class TokenStore:

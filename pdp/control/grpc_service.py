@@ -159,6 +159,7 @@ class ControlPolicyEngineServicer:
         """Update a policy; ``update_mask`` limits which top-level fields change, and a
         ``policy.version`` that is not the current one answers ABORTED."""
         actor = await self._caller(context)
+        actor.require(Permission.EDIT)  # the role first, as over HTTP: 403 before any 400
         policy_id = _required(request.policy_id, "policy_id")
         supplied = _document(request.policy)
         expected = _expected_version(request.policy)
@@ -177,7 +178,6 @@ class ControlPolicyEngineServicer:
         # other fields keep the stored ones. The write is conditional on the version read, or
         # an edit landing between the read and the write would be reverted by the stale copy of
         # its fields; without a client version, a conflict means "read again and re-apply".
-        actor.require(Permission.EDIT)  # before the read, so a reader is told it may not edit
         for attempt in range(_MASKED_UPDATE_ATTEMPTS):
             current = await self._plane.draft.get_policy(actor, policy_id)
             document = dict(current.spec)

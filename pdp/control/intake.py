@@ -23,6 +23,11 @@ MAX_EVENTS_PER_BATCH = 10_000
 NO_REVISION = "none"
 
 
+# The fields of a sidecar's last error (pdp.runtime.health.LastError) and how much of each is kept.
+_ERROR_FIELDS = frozenset({"reason", "message", "source", "at"})
+MAX_ERROR_TEXT = 1000
+
+
 def _bad(field: str, message: str) -> RequestError:
     return RequestError(f"invalid {field}: {message}", [FieldError(field, message)])
 
@@ -48,10 +53,26 @@ def check_status_report(report: dict[str, Any]) -> dict[str, Any]:
     labels = report.get("labels", {})
     if not isinstance(labels, dict):
         raise _bad("labels", "expected an object")
-    last_error = report.get("last_error")
+    last_error = _last_error(report.get("last_error"))
     return {"instance_id": _instance_id(report.get("instance_id"), "instance_id"),
             "labels": labels, "revision": revision, "sequence": sequence, "state": state,
             "errors": [last_error] if last_error else []}
+
+
+def _last_error(value: object) -> dict[str, str] | None:
+    """A sidecar's last error as the fleet view shows it: its string fields, each shortened.
+    Any other shape is refused: a string here crashed `pdp admin fleet` and `publish --wait`,
+    and a message of megabytes (a hostile bundle's key id, quoted) filled every fleet answer."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("message"), str):
+        raise _bad("last_error", "expected null or an object with a string 'message'")
+    return {key: _shortened(field) for key, field in value.items()
+            if key in _ERROR_FIELDS and isinstance(field, str)}
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "…"
 
 
 def revisions_of(sidecars: list[dict[str, Any]]) -> dict[str, int]:

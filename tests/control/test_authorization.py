@@ -9,6 +9,7 @@ request leaves the database exactly as it was.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -184,6 +185,19 @@ async def test_every_endpoint_refuses_a_missing_or_unknown_token_with_401(
         if status != 401 or await snapshot(plane.pool) != before:
             wrong.append(f"{endpoint.method} {path} with {headers}: {status}")
     assert not wrong, "\n".join(wrong)
+
+
+async def test_a_token_with_bytes_no_token_holds_is_a_401(client: ApiClient) -> None:
+    """A header byte that is not UTF-8 (sent raw, as a hostile client may) is an unknown token,
+    not a server error."""
+    assert client.server.host is not None and client.server.port is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /v1/policies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer pdp_\xff\r\n"
+                 b"Connection: close\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"401"
 
 
 async def test_a_revoked_token_is_refused_from_the_next_request(

@@ -121,6 +121,16 @@ async def test_every_method_answers_each_role_as_documented(
     assert not wrong, "\n".join(wrong)
 
 
+async def test_a_role_that_may_not_edit_is_refused_before_its_request_is_checked(
+        stub: PolicyEngineServiceStub, tokens: dict[Role, str]) -> None:
+    """As over HTTP, 403 comes before 400: a viewer's malformed update learns only that it may
+    not edit."""
+    bad = pb.UpdatePolicyRequest(policy_id="https-required", update_mask=["bogus"])
+    code = await _code(lambda s, md: s.UpdatePolicy(bad, metadata=md), stub,
+                       auth(tokens[Role.VIEWER]))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
 async def test_every_method_but_health_needs_a_token(
         plane: ControlPlane, stub: PolicyEngineServiceStub) -> None:
     """No token or an unknown one: UNAUTHENTICATED, and nothing changes."""

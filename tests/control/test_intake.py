@@ -78,6 +78,31 @@ async def test_a_malformed_report_is_refused_with_the_field(
     assert [e["field"] for e in (await answer.json())["errors"]] == ["instance_id"]
 
 
+@pytest.mark.parametrize("last_error", ["boom", ["boom"], {"reason": "x"}, {"message": 3}])
+async def test_a_last_error_that_is_not_an_error_object_is_refused(
+        client: ApiClient, tokens: dict[Role, str], last_error: object) -> None:
+    """The fleet view and `pdp admin fleet` read last_error as an object with a message."""
+    answer = await client.post("/v1/status", json={**status("a", 1), "last_error": last_error},
+                               headers=bearer(tokens[Role.SIDECAR]))
+    assert answer.status == 400
+    assert [e["field"] for e in (await answer.json())["errors"]] == ["last_error"]
+    assert (await _fleet(client, tokens))["total"] == 0
+
+
+async def test_a_long_last_error_is_kept_shortened(
+        client: ApiClient, tokens: dict[Role, str]) -> None:
+    """A megabyte of error text (a hostile bundle's quoted key id) is cut in the fleet view."""
+    error = {"reason": "signature_invalid", "message": "unknown key " + "k" * 1_000_000,
+             "source": "http", "at": "2026-11-28T00:00:00Z", "extra": "dropped"}
+    answer = await client.post("/v1/status", json={**status("a", 1), "last_error": error},
+                               headers=bearer(tokens[Role.SIDECAR]))
+    assert answer.status == 200
+    [sidecar] = (await _fleet(client, tokens))["sidecars"]
+    shown = sidecar["last_error"]
+    assert shown["reason"] == "signature_invalid" and "extra" not in shown
+    assert shown["message"].startswith("unknown key kkk") and len(shown["message"]) <= 1001
+
+
 async def test_the_runtime_status_reporter_is_understood(
         client: ApiClient, tokens: dict[Role, str], sidecar_token: Path) -> None:
     """The sidecar's StatusReporter reaches the fleet view."""
