@@ -17,6 +17,15 @@ the whole tree to one status (a refused input); ``reason`` feeds metrics labels 
 
 from __future__ import annotations
 
+MAX_MESSAGE_CHARS = 4096
+MAX_FILE_CHARS = 512
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
 
 class BundleError(Exception):
     """A bundle, source tree or key was refused.
@@ -26,9 +35,12 @@ class BundleError(Exception):
     """
 
     def __init__(self, reason: str, message: str, *, file: str | None = None) -> None:
-        super().__init__(message)
+        # Messages quote what the bundle says (a key id, a member name), and a hostile bundle can
+        # say megabytes: each refusal then wrote that much to the log, to /v1/status and into a
+        # status report the control plane refused as too large.
+        super().__init__(_bounded(message, MAX_MESSAGE_CHARS))
         self.reason = reason
-        self.file = file
+        self.file = None if file is None else _bounded(file, MAX_FILE_CHARS)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.reason!r}, {str(self)!r})"

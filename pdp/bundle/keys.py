@@ -187,7 +187,9 @@ def write_key_pair(
     """Write ``KID.key`` (private, mode 0600) and ``KID.pem`` (public); never overwrite a key."""
     check_key_id(key_id)
     key = generate_private_key(algorithm)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # A directory made here is its owner's alone whatever the umask: under umask 000 it was
+    # world-writable, and whoever can write it can swap the public key verifiers will trust.
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     private_path, public_path = out_dir / f"{key_id}.key", out_dir / f"{key_id}.pem"
     for path in (private_path, public_path):
         if path.exists() or path.is_symlink():

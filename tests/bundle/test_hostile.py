@@ -388,3 +388,18 @@ def test_a_signatures_file_that_is_not_json_is_malformed(keys: Keys, keyring: Ke
         load_bundle(pack(files), keyring, now=NOW)
     assert caught.value.reason == "signature_malformed"
     assert SIGNATURES_FILE in str(caught.value)
+
+
+def test_a_refusal_quotes_at_most_a_few_kilobytes_of_what_the_bundle_says(
+        keys: Keys, keyring: Keyring) -> None:
+    """A key id of 600 KB is refused, and the message (logged, shown in /v1/status, sent in
+    status reports) quotes only its start."""
+    files = bundle_files()
+    token = keys.signer().sign(payload_of(files))
+    header = json.loads(_segment(token, 0))
+    header["kid"] = "k" + os.urandom(300_000).hex()  # random: a repeated letter is a gzip bomb
+    forged = ".".join([b64(json.dumps(header).encode()), *token.split(".")[1:]])
+    with pytest.raises(BundleError) as caught:
+        load_bundle(pack(with_token(files, forged)), keyring, now=NOW)
+    assert caught.value.reason == "key_unknown", str(caught.value)[:200]
+    assert header["kid"][:100] in str(caught.value) and len(str(caught.value)) < 5000

@@ -15,9 +15,11 @@ Pdp = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run_pdp(
-    *args: str | Path, stdin: str | None = None, env: dict[str, str] | None = None
+    *args: str | Path, stdin: str | None = None, env: dict[str, str] | None = None,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m pdp ARGS` and capture its exit code, stdout and stderr."""
+    """Run `python -m pdp ARGS` (under `umask` when given) and capture its exit code, stdout
+    and stderr."""
     return subprocess.run(
         [sys.executable, "-m", "pdp", *map(str, args)],
         input=stdin,
@@ -25,5 +27,6 @@ def run_pdp(
         text=True,
         timeout=60,
         env={**os.environ, **(env or {})},
+        umask=umask,
         check=False,
     )

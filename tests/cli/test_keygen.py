@@ -48,3 +48,13 @@ def test_a_ps256_key_tells_how_to_sign_with_ps256(pdp: Pdp, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "pss"
     assert "--alg PS256" in result.stderr
+
+
+def test_the_key_directory_keygen_makes_is_its_owners_alone(pdp: Pdp, tmp_path: Path) -> None:
+    """Even under umask 000, nobody else can write the directory holding the keys (and swap
+    the public key verifiers will trust)."""
+    out = tmp_path / "keys"
+    result = pdp("keygen", "--key-id", "k", "--out-dir", out, umask=0)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE((out / "k.key").stat().st_mode) == 0o600
