@@ -17,8 +17,9 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -29,6 +30,10 @@ from pdp.runtime.metrics import RuntimeMetrics
 logger = logging.getLogger(__name__)
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+
+# A sink that keeps failing (a full disk, a read-only directory) fails at every drain, five times
+# a second under load; its traceback is logged once, then at most this often.
+FAILURE_LOG_SECONDS = 60.0
 
 
 class MaskingError(ValueError):
@@ -187,8 +192,10 @@ class DecisionLog:
     """A bounded buffer of decision events and the task that writes them to a sink."""
 
     def __init__(self, config: DecisionLogConfig, *, sink: DecisionSink,
-                 metrics: RuntimeMetrics) -> None:
+                 metrics: RuntimeMetrics,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._config = config
+        self._monotonic = monotonic
         self._sink = sink
         self._metrics = metrics
         self._pointers = tuple(parse_pointer(p) for p in config.mask)
@@ -220,14 +227,28 @@ class DecisionLog:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="decision-log")
 
     async def _run(self) -> None:
+        logged_at: float | None = None  # when the last failure was logged; None: writing works
+        suppressed = 0
         while True:
             await asyncio.sleep(self._config.flush_interval_seconds)
+            pending = len(self._buffer)
             try:
                 await self.flush()
             except Exception:
                 # A sink error (disk full...) must not stop logging for good; the batch is lost
                 # and counted in _write_batch, the next one may succeed.
-                logger.exception("decision log write failed")
+                now = self._monotonic()
+                if logged_at is None or now - logged_at >= FAILURE_LOG_SECONDS:
+                    logger.exception("decision log write failed; events are dropped and counted "
+                                     "in pdp_decision_logs_dropped_total",
+                                     extra={"suppressed": suppressed})
+                    logged_at, suppressed = now, 0
+                else:
+                    suppressed += 1
+                continue
+            if logged_at is not None and pending:
+                logger.info("decision log writes again", extra={"suppressed": suppressed})
+                logged_at, suppressed = None, 0
 
     async def flush(self) -> None:
         """Write everything buffered now."""

@@ -75,7 +75,10 @@ def _default_sources(config: RuntimeConfig) -> list[BundleSource]:
     # --bundle PATH is the one source the runtime builds itself; others are passed in.
     if config.bundle_path is None:
         return []
-    return [FileSource(config.bundle_path, debounce_ms=config.watch_debounce_ms)]
+    # The file is looked at twice per max age, so an unchanged file keeps its bundle fresh.
+    age = config.max_bundle_age_seconds
+    return [FileSource(config.bundle_path, debounce_ms=config.watch_debounce_ms,
+                       confirm_seconds=None if age is None else age / 2)]
 
 
 def _signatures(paths: Sequence[Path]) -> list[object]:

@@ -6,6 +6,10 @@ Kubernetes ConfigMap volume swapping its ``..data`` symlink. Events there are ga
 debounce interval, then the path's signature (inode, size, modification time of every file) is
 compared with the last one delivered; only a change, or an explicit sync request, yields an update.
 Rewriting the file in place changes its size or modification time, so it is caught as well.
+
+With ``confirm_seconds`` the path is also looked at on that period, and an unchanged file is
+reported as :class:`BundleUnchanged`: a bundle's age counts from its source's last confirmation,
+and a file nobody changed must not make the sidecar stale under ``max_bundle_age``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from watchfiles import awatch
 
 from pdp.runtime.errors import SourceError
-from pdp.runtime.source import BundleUpdate, SourceEvent
+from pdp.runtime.source import BundleUnchanged, BundleUpdate, SourceEvent
 
 logger = logging.getLogger(__name__)
 
@@ -110,13 +114,19 @@ def signature(path: Path) -> Signature | None:
     return tuple(sorted(entries))
 
 
+def _etag(current: Signature) -> str:
+    return hashlib.sha256(repr(current).encode()).hexdigest()[:16]
+
+
 class FileSource:
     """A bundle file or directory on local disk, yielding an update whenever it changes."""
 
-    def __init__(self, path: Path, *, debounce_ms: int = 200, name: str = "file") -> None:
+    def __init__(self, path: Path, *, debounce_ms: int = 200, name: str = "file",
+                 confirm_seconds: float | None = None) -> None:
         self.path = path
         self.name = name
         self._debounce_ms = debounce_ms
+        self._confirm_seconds = confirm_seconds
         self._wake: asyncio.Queue[str] = asyncio.Queue()
         self._stop = asyncio.Event()
 
@@ -141,7 +151,12 @@ class FileSource:
                 if current != last or reason == "sync" or reason == "start":
                     last = current
                     yield self._event(current)
-                reason = await self._wake.get()
+                elif reason == "confirm" and current is not None:
+                    yield BundleUnchanged(etag=_etag(current), source=self.name)
+                try:
+                    reason = await asyncio.wait_for(self._wake.get(), self._confirm_seconds)
+                except TimeoutError:
+                    reason = "confirm"
                 # Changes that piled up while a slow activation ran need one look, not many.
                 while not self._wake.empty():
                     queued = self._wake.get_nowait()
@@ -157,8 +172,7 @@ class FileSource:
         if current is None:
             return SourceError(f"bundle path {self.path} does not exist", reason="not_found",
                                source=self.name)
-        etag = hashlib.sha256(repr(current).encode()).hexdigest()[:16]
-        return BundleUpdate(data=self.path, etag=etag, source=self.name)
+        return BundleUpdate(data=self.path, etag=_etag(current), source=self.name)
 
     async def _forward_changes(self) -> None:
         async for _ in watch_paths([self.path], debounce_ms=self._debounce_ms, stop=self._stop):

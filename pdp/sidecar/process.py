@@ -77,6 +77,24 @@ def decision_log_config(settings: RunSettings) -> DecisionLogConfig:
     return DecisionLogConfig(sink="file", path=Path(settings.decision_log), mask=mask)
 
 
+def check_decision_log_file(config: DecisionLogConfig) -> None:
+    """Raise :class:`ConfigError` if the decision-log file cannot be opened for appending.
+
+    The file sink opens its file at the first write; a directory that is missing or read-only
+    would otherwise only show as dropped events once decisions flow, after a sidecar that looked
+    healthy at start had already been put in service.
+    """
+    if config.sink != "file" or config.path is None:
+        return
+    try:
+        with config.path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        detail = exc.strerror or str(exc)
+        raise ConfigError(f"decision_log: cannot open {config.path} for appending: {detail}"
+                          ) from None
+
+
 def runtime_config(settings: RunSettings, inputs: BundleInputs) -> RuntimeConfig:
     """Translate the shell's settings into the runtime's configuration."""
     try:
@@ -106,15 +124,19 @@ def http_source(settings: RunSettings) -> BundleSource:
 
     if settings.bundle_url is None:
         raise ConfigError("bundle_url is not set")
-    # Only an answer from the control plane confirms the bundle (and resets its age), so a
-    # long-poll must come back well within max_bundle_age or a healthy sidecar would turn stale.
+    # Only an answer from the server confirms the bundle (and resets its age), so a long-poll
+    # must come back well within max_bundle_age or a healthy sidecar would turn stale. The same
+    # holds for the polling interval used with a server that does not hold requests (a static
+    # file server): polled every 10 s, a 4 s max age was stale more often than fresh.
     age = settings.max_bundle_age
     wait = 30.0 if age is None else min(30.0, max(1.0, age / 2))
+    poll = 10.0 if age is None else min(10.0, max(1.0, age / 2))
     return HttpSource(
         settings.bundle_url,
         token_file=settings.bundle_token_file,
         ca_file=settings.bundle_ca_file,
         wait_seconds=wait,
+        poll_interval=poll,
     )
 
 
@@ -146,6 +168,7 @@ class Sidecar:
         settings = self.settings
         inputs = resolve_bundle_inputs(settings, workdir=self._workdir, now=self._clock())
         config = runtime_config(settings, inputs)
+        check_decision_log_file(config.decision_log)
         # None lets the engine watch config.bundle_path with its own FileSource.
         sources = [http_source(settings)] if settings.bundle_url is not None else None
         try:

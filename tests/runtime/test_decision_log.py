@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import shutil
 import time
 from collections import UserDict
@@ -182,6 +183,47 @@ async def test_background_writer_drains_without_being_asked(registry: CollectorR
         await asyncio.sleep(0.01)
     await log.close()
     assert [e["decision_id"] for e in sink.events()] == ["d1"]
+
+
+class BrokenSink(ListSink):
+    """A sink whose writes fail (a read-only or full disk) until ``broken`` is cleared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+        self.failures = 0
+
+    def write(self, lines: Sequence[str]) -> None:
+        if self.broken:
+            self.failures += 1
+            raise OSError(30, "Read-only file system")
+        super().write(lines)
+
+
+async def test_a_failing_sink_is_logged_once_not_at_every_drain(
+        registry: CollectorRegistry, caplog: pytest.LogCaptureFixture) -> None:
+    """A sink that keeps failing costs one logged traceback, not five a second, and its
+    recovery is said once."""
+    caplog.set_level(logging.INFO, logger="pdp.runtime.decision_log")
+    sink = BrokenSink()
+    log = make_log(registry, sink, flush_interval_seconds=0.01)
+    log.start()
+    for n in range(400):
+        log.record(event(n))
+        if sink.failures >= 10:
+            break
+        await asyncio.sleep(0.005)
+    sink.broken = False
+    log.record(event(1000))
+    for _ in range(200):
+        if sink.lines:
+            break
+        await asyncio.sleep(0.01)
+    await log.close()
+    assert sink.failures >= 10
+    assert caplog.text.count("decision log write failed") == 1
+    assert caplog.text.count("decision log writes again") == 1
+    assert sample(registry, "pdp_decision_logs_dropped_total", reason="sink_error") > 0
 
 
 async def test_close_flushes_everything_and_closes_the_sink(registry: CollectorRegistry) -> None:

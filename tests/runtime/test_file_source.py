@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from runtime_support import Signing, write_directory
 
-from pdp.runtime import BundleUpdate, FileSource, SourceError, SourceEvent
+from pdp.runtime import BundleUnchanged, BundleUpdate, FileSource, SourceError, SourceEvent
 
 # Generous: the watcher debounces for 50 ms, but CI machines can be slow.
 EVENT_TIMEOUT = 10.0
@@ -129,6 +129,19 @@ async def test_request_sync_redelivers_an_unchanged_bundle(bundle_file: Path) ->
     source.request_sync()
     assert isinstance(await events.next(), BundleUpdate)
     await events.close()
+
+
+async def test_an_unchanged_bundle_is_confirmed_on_the_confirm_period(
+        bundle_file: Path) -> None:
+    """With confirm_seconds an unchanged file is reported unchanged on that period, with the
+    etag it was delivered with, so max_bundle_age does not make it stale."""
+    events = Events(FileSource(bundle_file, debounce_ms=50, confirm_seconds=0.1))
+    first = await events.next()
+    second = await events.next()
+    await events.close()
+    assert isinstance(first, BundleUpdate)
+    assert isinstance(second, BundleUnchanged)
+    assert (second.etag, second.source) == (first.etag, "file")
 
 
 async def test_bundle_directory_changes_are_detected(tmp_path: Path, signing: Signing) -> None:

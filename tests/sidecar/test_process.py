@@ -264,6 +264,21 @@ async def test_expired_bundle_follows_stale_action(
         assert body["result"]["allowed"] is True
 
 
+async def test_an_unchanged_bundle_file_stays_fresh_under_max_bundle_age(
+    spawn: Any, bundles: BundleFactory, http: aiohttp.ClientSession
+) -> None:
+    """A --bundle file nobody changed keeps serving under --max-bundle-age: the file is there
+    and unchanged, so its source confirms it (it turned stale, fail_closed 503s, after 2 s)."""
+    path = bundles.write(3)
+    sidecar: SidecarProcess = spawn(*sidecar_args(
+        path, bundles, "--max-bundle-age", "2", "--stale-action", "fail_closed"))
+    await sidecar.wait_ready(http)
+    await asyncio.sleep(3.0)
+    status, _ = await decide(http, sidecar)
+    assert status == 200
+    assert (await status_of(http, sidecar))["state"] == "fresh"
+
+
 async def load_until_refused(http: aiohttp.ClientSession, sidecar: SidecarProcess,
                              answers: list[int], refused_at: list[float]) -> None:
     """Send decisions back to back until the sidecar stops taking connections."""

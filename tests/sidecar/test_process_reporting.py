@@ -116,3 +116,39 @@ async def test_long_polls_return_within_half_the_max_bundle_age() -> None:
             assert asked == ["", expected]
     finally:
         await server.close()
+
+
+async def test_polling_a_plain_server_confirms_within_the_max_bundle_age() -> None:
+    """A bundle server that does not hold requests is polled often enough to keep it fresh.
+
+    A static file server answers at once without ``Preference-Applied``; polled every 10 s, a
+    sidecar with a 4 s max age turned stale between polls although its server was healthy.
+    """
+    from pdp.sidecar.process import http_source
+    from pdp.sidecar.settings import load_settings
+
+    async def bundle(request: web.Request) -> web.Response:
+        if request.headers.get("If-None-Match") == '"e1"':
+            return web.Response(status=304)  # at once, without Preference-Applied
+        return web.Response(body=b"bundle", headers={"ETag": '"e1"'})
+
+    app = web.Application()
+    app.router.add_get("/bundles/main", bundle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        source = http_source(load_settings({
+            "bundle_url": str(server.make_url("/bundles/main")), "verification_key": ["k.pem"],
+            "max_bundle_age": 4.0}))
+        updates = source.updates()
+        await anext(updates)  # the bundle
+        await anext(updates)  # the first 304, not held: the source now polls
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(anext(updates), 10.0)
+        waited = loop.time() - started
+        await source.close()
+        await updates.aclose()
+    finally:
+        await server.close()
+    assert waited < 4.0 * 0.75, f"the next poll came {waited:.1f} s later, max age 4 s"

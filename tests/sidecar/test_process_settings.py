@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_process_support import SigningKey
 
 from pdp.sidecar.errors import ConfigError
 from pdp.sidecar.settings import ListenAddress, load_settings, parse_listen_address
@@ -310,3 +311,17 @@ def test_a_ca_file_that_cannot_be_loaded_is_a_configuration_error(tmp_path: Path
         with pytest.raises(ConfigError, match=f"bundle_ca_file: cannot load {path}"):
             load_settings({"bundle_url": "https://cp.example/bundles/main",
                            "verification_key": ["k.pem"], "bundle_ca_file": str(path)})
+
+
+def test_a_decision_log_file_that_cannot_be_opened_exits_2(
+        tmp_path: Path, signing_key: SigningKey) -> None:
+    """A decision-log file in a missing or read-only directory stops `pdp run` at start with
+    exit code 2 naming the option, instead of a sidecar that drops every event once in service."""
+    target = tmp_path / "missing-dir" / "decisions.log"
+    result = subprocess.run(
+        [sys.executable, "-m", "pdp", "run", "--bundle", str(tmp_path / "b.tar.gz"),
+         "--verification-key", str(signing_key.public), "--decision-log", str(target),
+         "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert f"decision_log: cannot open {target} for appending" in result.stderr
