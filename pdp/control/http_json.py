@@ -62,3 +62,14 @@ def json_response(body: Any, *, status: int = 200,
     """A JSON answer."""
     return web.Response(status=status, text=json.dumps(body), content_type="application/json",
                         headers=headers)
+
+
+def query_params(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The request's query parameters, refusing any not in `allowed` by name: a misspelt
+    `?limt=5` or an unsupported `?since=` was ignored, and its caller silently got the default."""
+    unknown = sorted(set(request.query) - allowed)
+    if unknown:
+        message = f"unknown parameter; use {', '.join(sorted(allowed))}"
+        raise RequestError(f"invalid query: {unknown[0]}: {message}",
+                           [FieldError(name, message) for name in unknown])
+    return dict(request.query)

@@ -14,7 +14,7 @@ from aiohttp import web
 from pdp.control.admin_routes import PLANE, Route, body_limit, principal
 from pdp.control.auth import Permission
 from pdp.control.database import CONNECTION_ERRORS, check_storable, positive_int
-from pdp.control.http_json import json_response, read_json, read_json_object
+from pdp.control.http_json import json_response, query_params, read_json, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,9 @@ async def get_fleet(request: web.Request) -> web.Response:
 
 async def get_decisions(request: web.Request) -> web.Response:
     """``GET /v1/decisions?limit=&decision_id=``: recent decision events, newest first."""
-    limit = min(positive_int(request.query.get("limit", "100"), "limit"), 1000)
-    decision_id = request.query.get("decision_id")
+    params = query_params(request, frozenset({"limit", "decision_id"}))
+    limit = min(positive_int(params.get("limit", "100"), "limit"), 1000)
+    decision_id = params.get("decision_id")
     check_storable(decision_id, what="decision_id")
     events = await request.app[PLANE].intake.recent_decisions(
         principal(request), limit=limit, decision_id=decision_id)

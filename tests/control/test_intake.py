@@ -139,6 +139,15 @@ async def test_gzip_decision_batches_are_stored_and_queryable(
     assert [e["result"] for e in one["decisions"]] == [{"allowed": False}]
 
 
+async def test_an_unknown_decision_query_parameter_is_refused_by_name(
+        client: ApiClient, tokens: dict[Role, str]) -> None:
+    """`?since=` (not supported) or a misspelt `?limt=` is a 400 naming it, not the default."""
+    answer = await client.get("/v1/decisions?limt=5&since=2026-01-01",
+                              headers=bearer(tokens[Role.VIEWER]))
+    assert answer.status == 400
+    assert [e["field"] for e in (await answer.json())["errors"]] == ["limt", "since"]
+
+
 async def test_the_runtime_upload_sink_is_understood(
         plane: ControlPlane, client: ApiClient, sidecar_token: Path) -> None:
     """The sidecar's UploadSink delivers its batch on close."""
