@@ -6,6 +6,13 @@ to a sink in a worker thread. When the buffer is full the *oldest* event is drop
 ``pdp_decision_logs_dropped_total{reason="buffer_full"}``; an event that cannot be masked with
 certainty is dropped (``reason="mask_error"``), never written unmasked. Masking applies to the log
 only: the answer the caller got is never touched, because masking copies along the masked path.
+
+Credentials are erased by default, on top of the configured pointers: the values of the request
+headers ``authorization``, ``cookie``, ``proxy-authorization`` and ``x-api-key`` (in any case)
+under ``/input/headers``, where ``authorize_http`` (ext_authz and HTTP) and
+``validate_consumption`` carry them. They are end users' secrets, and the log is written to files
+and uploaded to the control plane, where every viewer reads it. Each is listed under ``erased``
+like a configured mask.
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 # A sink that keeps failing (a full disk, a read-only directory) fails at every drain, five times
 # a second under load; its traceback is logged once, then at most this often.
 FAILURE_LOG_SECONDS = 60.0
+
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+"""Request headers (lowercase) whose values are never logged: see the module docstring."""
 
 
 class MaskingError(ValueError):
@@ -103,6 +114,17 @@ def _pruned(doc: Any, mask: _Mask, path: tuple[str, ...], erased: set[tuple[str,
     raise MaskingError(f"cannot mask inside a {type(doc).__name__}")
 
 
+def credential_pointers(event: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The pointers of the credential headers in ``event``'s input (header names match in any
+    case, so they are found in the event rather than configured)."""
+    request = event.get("input")
+    headers = request.get("headers") if isinstance(request, dict) else None
+    if not isinstance(headers, dict):
+        return []
+    return [("input", "headers", name) for name in headers
+            if isinstance(name, str) and name.lower() in CREDENTIAL_HEADERS]
+
+
 def mask_event(event: dict[str, Any], pointers: Sequence[tuple[str, ...]]) -> dict[str, Any]:
     """A copy of ``event`` without the values at ``pointers``; lists them under ``erased``."""
     removed: set[tuple[str, ...]] = set()
@@ -145,6 +167,12 @@ class StreamSink:
         stream.flush()
 
 
+def create_private(path: Path) -> int:
+    """A descriptor of ``path`` opened for appending, created 0600 if missing: the events hold
+    callers' inputs, which are not every local user's to read (the umask would give 0644)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
 class FileSink:
     """JSON lines appended to a file, opened on first write and again whenever the path no
     longer names the open file (moved by logrotate, deleted), as logging's WatchedFileHandler
@@ -160,7 +188,8 @@ class FileSink:
         if self._file is not None and not self._still_at_path(self._file):
             self.close()
         if self._file is None:
-            self._file = self._path.open("a", encoding="utf-8")
+            # Kept open across batches (closed in close()), so no context manager.
+            self._file = open(create_private(self._path), "a", encoding="utf-8")  # noqa: SIM115
         self._file.write("".join(line + "\n" for line in lines))
         self._file.flush()
 
@@ -276,7 +305,7 @@ class DecisionLog:
 
     def _encode(self, event: dict[str, Any]) -> str | None:
         try:
-            masked = mask_event(event, self._pointers)
+            masked = mask_event(event, (*self._pointers, *credential_pointers(event)))
         except Exception:
             self._metrics.decision_logs_dropped.labels("mask_error").inc()
             return None

@@ -8,18 +8,27 @@ retried after an exponential backoff with jitter (100 ms, times 1.6 per failure,
 fleet does not reconnect in lock-step after an outage. The bearer token file is read again for every
 request, so a rotated token is picked up without a restart. ``request_sync()`` interrupts a waiting
 long-poll and fetches at once.
+
+Messages name the URL without its query and fragment (:func:`public_url`): a signed URL
+(``?X-Amz-Signature=...``) carries its credential there, and these messages reach the log, the
+``/v1/status`` document and the control plane's fleet view. An error answer's JSON ``message``
+(the control plane's ``{"code", "message"}``) is added to the error, bounded and cleaned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
+import re
 import ssl
+import unicodedata
 from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -28,6 +37,43 @@ from pdp.runtime.errors import SourceError
 from pdp.runtime.source import BundleUnchanged, BundleUpdate, SourceEvent
 
 _T = TypeVar("_T")
+
+# An error answer's body is read this far for its message; the message is shown this long.
+_MAX_ERROR_BODY_BYTES = 4096
+_MAX_ERROR_MESSAGE_CHARS = 200
+
+# A URL's query or fragment inside free text, such as an aiohttp error quoting the URL it was
+# fetching ("..., url='http://host/b?X-Amz-Signature=...'").
+_URL_SECRETS = re.compile(r"(https?://[^\s?#'\"]*)[?#][^\s'\"]*")
+
+
+def public_url(url: str) -> str:
+    """``url`` fit for messages: without query and fragment (where a signed URL carries its
+    credential) and without user:password."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def without_url_secrets(text: str) -> str:
+    """``text`` with the query and fragment of every http(s) URL in it removed."""
+    return _URL_SECRETS.sub(r"\1", text)
+
+
+def error_message(body: bytes) -> str | None:
+    """The ``message`` of a JSON error body, control characters removed and bounded, if any:
+    a server's words are shown, never a terminal escape or a line break forging a log line."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested thousands deep
+        return None
+    message = document.get("message") if isinstance(document, dict) else None
+    if not isinstance(message, str):
+        return None
+    cleaned = " ".join("".join(c if unicodedata.category(c)[0] != "C" else " "
+                               for c in message).split())
+    if len(cleaned) > _MAX_ERROR_MESSAGE_CHARS:
+        cleaned = cleaned[:_MAX_ERROR_MESSAGE_CHARS - 3] + "..."
+    return cleaned or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +186,9 @@ class HttpSource:
         try:
             connector = self._connector()
         except (OSError, ssl.SSLError) as exc:
-            return SourceError(f"{self.url}: cannot load the CA file {self._ca_file}: {exc}",
-                               reason="ca_unreadable", source=self.name)
+            return SourceError(f"{public_url(self.url)}: cannot load the CA file "
+                               f"{self._ca_file}: {exc}", reason="ca_unreadable",
+                               source=self.name)
         return aiohttp.ClientSession(connector=connector)
 
     def _connector(self) -> aiohttp.TCPConnector:
@@ -164,7 +211,8 @@ class HttpSource:
         return task.result()
 
     def _error(self, message: str, reason: str) -> tuple[SourceEvent, bool]:
-        return SourceError(f"{self.url}: {message}", reason=reason, source=self.name), False
+        return (SourceError(f"{public_url(self.url)}: {without_url_secrets(message)}",
+                            reason=reason, source=self.name), False)
 
     async def _fetch(self, session: aiohttp.ClientSession, etag: str | None,
                      wait: float) -> tuple[SourceEvent, bool]:
@@ -186,8 +234,10 @@ class HttpSource:
                 if response.status == 304:
                     return BundleUnchanged(etag=etag, source=self.name), held
                 if response.status != 200:
-                    return self._error(f"HTTP {response.status} {response.reason}",
-                                       _reason_for_status(response.status))
+                    problem = f"HTTP {response.status} {response.reason}"
+                    if said := error_message(await _head(response, _MAX_ERROR_BODY_BYTES)):
+                        problem = f"{problem}: {said}"
+                    return self._error(problem, _reason_for_status(response.status))
                 if (response.content_length or 0) > self._max_bundle_bytes:
                     return self._error(f"bundle of {response.content_length} bytes exceeds "
                                        f"{self._max_bundle_bytes}", "too_large")
@@ -208,6 +258,16 @@ class HttpSource:
             # URL's user:password beside a token). Its message may quote the header: not shown.
             return self._error(f"the HTTP client refused the request ({type(exc).__name__})",
                                "request_invalid")
+
+
+async def _head(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body: enough for an error message, never a flood."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(limit):
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
 
 
 def _reason_for_status(status: int) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 from prometheus_client import Counter
 
 from pdp.runtime.credentials import ssl_context
-from pdp.runtime.http_source import Backoff
+from pdp.runtime.http_source import Backoff, public_url, without_url_secrets
 from pdp.runtime.metrics import RuntimeMetrics
 from pdp.runtime.status_report import (
     FailureLog,
@@ -150,7 +150,7 @@ class UploadSink:
         if left:
             self._dropped.labels("shutdown").inc(left)
             logger.warning("decision log upload deadline passed; events dropped",
-                           extra={"dropped": left, "url": self.url})
+                           extra={"dropped": left, "url": public_url(self.url)})
 
     # -- the uploader thread ---------------------------------------------------------------
 
@@ -270,9 +270,12 @@ class UploadSink:
                 return None
             return failure_for_status(self.url, response.status, response.reason)
         except TimeoutError:
-            return PostFailure("timeout", f"{self.url}: no answer within {timeout:.1f} s",
+            return PostFailure("timeout",
+                               f"{public_url(self.url)}: no answer within {timeout:.1f} s",
                                "transient")
         except (OSError, http.client.HTTPException) as exc:
-            return PostFailure("unreachable", f"{self.url}: {exc}", "transient")
+            return PostFailure("unreachable",
+                               f"{public_url(self.url)}: {without_url_secrets(str(exc))}",
+                               "transient")
         finally:
             connection.close()

@@ -5,19 +5,33 @@ written and fsynced, renamed over ``bundle.tar.gz``, and the directory is fsynce
 itself survives a crash. A reader therefore sees either the previous bundle or the new one, whole.
 The file's modification time records when a source last confirmed the bundle, so staleness by
 ``max_bundle_age`` carries across restarts. Nothing here trusts the file: it is re-verified like
-any other candidate when it is loaded.
+any other candidate when it is loaded, and before that it must be a regular file (not a symbolic
+link, a FIFO that would block the start-up for good, or a link to ``/dev/zero`` that would fill
+the memory) no larger than a bundle can be; anything else is a :class:`CorruptPersistedFile`,
+which the activator reports and ignores (DESIGN §7.1). The directory is created 0700: it holds
+the policies and data, which are no one else's to read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from pdp.bundle import Limits
 from pdp.bundle.atomic import write_atomically
 
 BUNDLE_FILE = "bundle.tar.gz"
+
+MAX_PERSISTED_BYTES = Limits().max_total_bytes + 16 * 1024 * 1024
+"""The largest file loaded: the bundle limit plus tar and gzip framing, as for any candidate."""
+
+
+class CorruptPersistedFile(OSError):
+    """The persisted path holds something that cannot be a persisted bundle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +46,15 @@ class PersistedBundle:
 class BundleStore:
     """One persisted bundle in ``directory``; every method blocks (call it in a worker thread)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, max_bytes: int = MAX_PERSISTED_BYTES) -> None:
         self.directory = directory
         self.path = directory / BUNDLE_FILE
+        self._max_bytes = max_bytes
 
     def save(self, data: bytes, *, confirmed_at: float) -> None:
         """Replace the persisted bundle with ``data`` atomically and durably."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Not left to the umask (0777 under umask 000): the bundle's policies and data are private.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomically(self.path, data, mtime=confirmed_at)
 
     def touch(self, confirmed_at: float) -> None:
@@ -47,11 +63,28 @@ class BundleStore:
             os.utime(self.path, (confirmed_at, confirmed_at))
 
     def load(self) -> PersistedBundle | None:
-        """The persisted bundle, or None when there is none; raises OSError if unreadable."""
+        """The persisted bundle, or None when there is none; raises OSError if unreadable
+        (:class:`CorruptPersistedFile` if it is not a regular file of a bundle's size)."""
         try:
-            with self.path.open("rb") as handle:
-                data = handle.read()
-                confirmed_at = os.fstat(handle.fileno()).st_mtime
+            # Never follow a link nor wait for a FIFO's writer: only save()'s regular file counts.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
-        return PersistedBundle(data=data, confirmed_at=confirmed_at, path=self.path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CorruptPersistedFile(f"{self.path}: corrupt persisted bundle: a symbolic "
+                                           "link, not a regular file") from None
+            raise
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise CorruptPersistedFile(f"{self.path}: corrupt persisted bundle: not a "
+                                           "regular file")
+            with open(fd, "rb", closefd=False) as handle:
+                data = handle.read(self._max_bytes + 1)
+        finally:
+            os.close(fd)
+        if len(data) > self._max_bytes:
+            raise CorruptPersistedFile(f"{self.path}: corrupt persisted bundle: larger than "
+                                       f"the {self._max_bytes}-byte limit")
+        return PersistedBundle(data=data, confirmed_at=info.st_mtime, path=self.path)

@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from pdp.runtime.credentials import TokenFileError, read_bearer_token, ssl_context
 from pdp.runtime.health import iso
-from pdp.runtime.http_source import Backoff
+from pdp.runtime.http_source import Backoff, public_url, without_url_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class PostFailure:
     reason: str
     """Short machine code, also the metric label (``timeout``, ``unreachable``, ``forbidden``)."""
     message: str
-    """For people: names the URL or file and what went wrong."""
+    """For people: names the URL (without its query: :func:`public_url`) or file and what went
+    wrong."""
     kind: FailureKind
 
 
@@ -77,7 +78,7 @@ def bearer_headers(token_file: Path | None) -> dict[str, str] | PostFailure:
 
 def failure_for_status(url: str, status: int, reason: str) -> PostFailure:
     """The failure an HTTP answer other than 2xx means, classified for retrying."""
-    message = f"{url}: HTTP {status} {reason}".rstrip()
+    message = f"{public_url(url)}: HTTP {status} {reason}".rstrip()
     if 300 <= status < 400:
         return PostFailure("redirected", f"{message}; redirects are not followed, configure "
                            "the URL they point to", "rejected")
@@ -94,7 +95,8 @@ def intake_url(url: str) -> SplitResult:
     """``url`` split, if it is an absolute http(s) URL; ``ValueError`` naming it otherwise."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"control plane URL must be http:// or https://, got {url!r}")
+        raise ValueError("control plane URL must be http:// or https://, got "
+                         f"{public_url(url)!r}")
     return parts
 
 
@@ -258,7 +260,9 @@ class StatusReporter:
                     return None
                 return failure_for_status(self.url, response.status, response.reason or "")
         except TimeoutError:
-            return PostFailure("timeout", f"{self.url}: no answer within "
+            return PostFailure("timeout", f"{public_url(self.url)}: no answer within "
                                f"{self._timeout.total} s", "transient")
         except aiohttp.ClientError as exc:
-            return PostFailure("unreachable", f"{self.url}: {exc}", "transient")
+            return PostFailure("unreachable",
+                               f"{public_url(self.url)}: {without_url_secrets(str(exc))}",
+                               "transient")

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from pdp.runtime import DecisionLog, Engine, RuntimeConfig, configure_process_logging
 from pdp.runtime.config import DecisionLogConfig
+from pdp.runtime.decision_log import create_private
 from pdp.runtime.errors import ConfigurationError
 from pdp.runtime.source import BundleSource
 from pdp.sidecar.dev import prepare_dev_bundle
@@ -87,8 +88,8 @@ def check_decision_log_file(config: DecisionLogConfig) -> None:
     if config.sink != "file" or config.path is None:
         return
     try:
-        with config.path.open("a", encoding="utf-8"):
-            pass
+        # Created as the sink creates it (0600), since this check is what creates the file.
+        os.close(create_private(config.path))
     except OSError as exc:
         detail = exc.strerror or str(exc)
         raise ConfigError(f"decision_log: cannot open {config.path} for appending: {detail}"

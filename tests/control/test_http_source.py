@@ -283,3 +283,70 @@ async def test_after_a_failure_the_next_request_asks_at_once(
         assert isinstance(await reader.next(within=2), BundleUnchanged)
     finally:
         await reader.close()
+
+
+async def test_the_servers_error_message_is_in_the_source_error(events: Events) -> None:
+    """Before anything is published the control plane answers 404 with a JSON message: the
+    error names it, so an operator reads why, not only "HTTP 404 Not Found"."""
+    event = await events.next()
+    assert isinstance(event, SourceError) and event.reason == "not_found"
+    assert str(event).endswith("HTTP 404 Not Found: nothing has been published yet")
+
+
+async def test_a_servers_error_message_is_bounded_and_has_no_control_characters(
+        aiohttp_server: AiohttpServer) -> None:
+    """A hostile server cannot forge log lines or flood them through its error message, nor
+    break the source with a body nested too deep to parse."""
+
+    async def hostile(request: web.Request) -> web.Response:
+        if request.headers.get("If-None-Match") is None and request.query.get("deep"):
+            return web.Response(body=b"[" * 4000, status=503, content_type="application/json")
+        return web.json_response({"code": "x", "message": "bad\n\x1b[31mFORGED " + "y" * 3000},
+                                 status=503)
+
+    app = web.Application()
+    app.router.add_get("/bundles/main", hostile)
+    server = await aiohttp_server(app)
+    reader = Events(HttpSource(str(server.make_url("/bundles/main?deep=1")), backoff=FAST))
+    try:
+        deep = await reader.next()
+    finally:
+        await reader.close()
+    assert str(deep).endswith("/bundles/main: HTTP 503 Service Unavailable")
+    reader = Events(HttpSource(str(server.make_url("/bundles/main")), backoff=FAST))
+    try:
+        event = await reader.next()
+    finally:
+        await reader.close()
+    assert isinstance(event, SourceError) and event.reason == "server_error"
+    said = str(event).split("HTTP 503 Service Unavailable: ", 1)[1]
+    assert said.startswith("bad [31mFORGED yyy") and said.endswith("...")
+    assert len(said) == 200 and said.isprintable()
+
+
+async def test_a_signed_urls_query_is_never_in_an_error(aiohttp_server: AiohttpServer) -> None:
+    """Credentials in the bundle URL's query (a presigned URL) stay out of every error message,
+    whether the server answers an error or the HTTP client quotes the URL (a redirect loop)."""
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.path == "/loop":
+            raise web.HTTPFound("/loop?X-Amz-Signature=SECRET")
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_get("/bundles/main", answer)
+    app.router.add_get("/loop", answer)
+    server = await aiohttp_server(app)
+    messages = []
+    for path in ("/bundles/main", "/loop"):
+        url = str(server.make_url(path)) + "?X-Amz-Signature=SECRET&X-Amz-Credential=KEY#FRAG"
+        reader = Events(HttpSource(url, backoff=FAST))
+        try:
+            event = await reader.next()
+        finally:
+            await reader.close()
+        assert isinstance(event, SourceError)
+        messages.append(str(event))
+    assert all(m.startswith(str(server.make_url("/"))) for m in messages), messages
+    assert not any(secret in m for m in messages for secret in ("SECRET", "KEY", "FRAG"))
+    assert messages[0].endswith("/bundles/main: HTTP 500 Internal Server Error")

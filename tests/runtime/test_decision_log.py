@@ -6,7 +6,9 @@ import asyncio
 import io
 import json
 import logging
+import os
 import shutil
+import stat
 import time
 from collections import UserDict
 from collections.abc import Sequence
@@ -353,3 +355,45 @@ def test_a_pointer_below_an_erased_one_changes_nothing_more() -> None:
     """`/input/a` and `/input/a/b` together erase `a`, once."""
     masked = mask_event({"input": {"a": {"b": 1}, "c": 2}}, [("input", "a"), ("input", "a", "b")])
     assert masked == {"input": {"c": 2}, "erased": ["/input/a"]}
+
+
+async def test_credential_headers_are_erased_by_default(
+        make_engine: EngineFactory, signing: Signing, tmp_path: Path) -> None:
+    """End users' credentials in request headers (any case) never reach the log file, with no
+    mask configured; they are listed under `erased`, other headers stay, the answer is whole."""
+    path = tmp_path / "decisions.jsonl"
+    engine = make_engine(decision_log={"sink": "file", "path": str(path),
+                                       "mask": ["/input/headers/x-forwarded-for"]})
+    await engine.activate(BundleUpdate(signing.bundle(3), source="test"))
+    headers = {"x-user-id": "user-789", "x-forwarded-for": "10.0.0.7",
+               "Authorization": "Bearer eyJ-secret-1", "cookie": "session=secret-2",
+               "PROXY-AUTHORIZATION": "Basic secret-3", "X-Api-Key": "secret-4"}
+    request = {"method": "GET", "path": "/v1/services/svc-weather", "headers": headers}
+    answer = engine.decide("authorize_http", request)
+    engine.decide("validate_consumption", {"consumer_id": "c-1", "service_id": "svc-1",
+                                           "headers": {"authorization": "Bearer secret-5"}})
+    await engine.stop()
+    text = path.read_text()
+    assert "secret" not in text
+    http, consumption = (json.loads(line) for line in text.splitlines())
+    assert http["input"]["headers"] == {"x-user-id": "user-789"}
+    assert http["erased"] == ["/input/headers/x-forwarded-for", "/input/headers/Authorization",
+                              "/input/headers/cookie", "/input/headers/PROXY-AUTHORIZATION",
+                              "/input/headers/X-Api-Key"]
+    assert consumption["erased"] == ["/input/headers/authorization"]
+    assert answer["allowed"] is True
+    assert request["headers"]["Authorization"] == "Bearer eyJ-secret-1"
+
+
+def test_the_file_sink_creates_its_file_private_whatever_the_umask(tmp_path: Path) -> None:
+    """A decision-log file created under umask 000 (or the usual 022) is 0600: the logged inputs
+    are not every local user's to read."""
+    path = tmp_path / "decisions.jsonl"
+    previous = os.umask(0)
+    try:
+        sink = FileSink(path)
+        sink.write(['{"n": 1}'])
+        sink.close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import stat
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 from runtime_support import COMPLIANT_LISTING, EngineFactory, FakeClock, Signing, sample
 
 from pdp.runtime import BundleStore, BundleUpdate, FileSource
+from pdp.runtime.persist import CorruptPersistedFile
 
 
 async def test_activated_bundle_is_persisted(make_engine: EngineFactory, signing: Signing,
@@ -168,3 +172,57 @@ def test_store_replaces_atomically(tmp_path: Path) -> None:
 def test_store_without_a_bundle_loads_nothing(tmp_path: Path) -> None:
     """An empty persist directory is simply no bundle, not an error."""
     assert BundleStore(tmp_path / "empty").load() is None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+async def test_a_persisted_path_that_is_no_regular_file_is_reported_not_fatal(
+        make_engine: EngineFactory, signing: Signing, tmp_path: Path,
+        registry: CollectorRegistry, kind: str) -> None:
+    """A FIFO (which would block start-up for good), a symbolic link (to /dev/zero, it would
+    fill the memory) or a directory at the persisted path is reported; the sidecar starts."""
+    persist = tmp_path / "persist"
+    persist.mkdir()
+    path = persist / "bundle.tar.gz"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        elsewhere = tmp_path / "elsewhere.tar.gz"
+        elsewhere.write_bytes(signing.bundle(1))
+        path.symlink_to(elsewhere)
+    else:
+        path.mkdir()
+    engine = make_engine()
+    try:
+        await asyncio.wait_for(engine.start(), 5)
+    finally:
+        if kind == "fifo":
+            # Without the fix the loader blocks in open(): a writer's open and close release it.
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    status = engine.status()
+    assert status["state"] == "starting"
+    assert status["last_error"]["source"] == "persisted"
+    assert "corrupt persisted bundle" in status["last_error"]["message"]
+    assert sample(registry, "pdp_bundle_persist_failures_total", operation="load") == 1
+
+
+def test_a_persisted_file_larger_than_a_bundle_is_not_read_whole(tmp_path: Path) -> None:
+    """The loader reads at most the size limit plus one byte, then refuses the file."""
+    store = BundleStore(tmp_path, max_bytes=1024)
+    store.save(b"x" * 1024, confirmed_at=1000.0)
+    loaded = store.load()
+    assert loaded is not None and len(loaded.data) == 1024
+    store.save(b"x" * 1025, confirmed_at=1000.0)
+    with pytest.raises(CorruptPersistedFile, match="larger than the 1024-byte limit"):
+        store.load()
+
+
+def test_the_persist_directory_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Created under umask 000, the persist directory is still 0700: the policies and data in
+    the persisted bundle are not every local user's to read."""
+    previous = os.umask(0)
+    try:
+        BundleStore(tmp_path / "persist").save(b"bundle", confirmed_at=1000.0)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "persist").stat().st_mode) == 0o700

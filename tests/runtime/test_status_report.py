@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from runtime_support import EngineFactory, FakeClock, Signing, sample
 
 from pdp.runtime import BundleUpdate, Engine
-from pdp.runtime.http_source import Backoff
+from pdp.runtime.http_source import Backoff, HttpSource
 from pdp.runtime.status_report import StatusReporter
 
 ACCESS = {"user_id": "user-456", "service_id": "svc-1", "action": "read", "context": {}}
@@ -382,3 +382,25 @@ async def test_a_failing_round_is_logged_once_a_period_not_at_every_check(
     reporters.append(reporter)
     await asyncio.sleep(0.8)
     assert caplog.text.count("status reporting round failed") == 2
+
+
+async def test_a_signed_urls_query_is_in_no_report_and_no_log_line(
+        make_engine: EngineFactory, intake: Intake, registry: CollectorRegistry,
+        reporters: list[StatusReporter], caplog: pytest.LogCaptureFixture) -> None:
+    """Credentials in a URL's query (a presigned bundle URL, a signed intake URL) reach neither
+    the control plane's fleet view (`last_error`) nor the sidecar's log; the path still shows."""
+    signed = "?X-Amz-Signature=SECRET#FRAG"
+    source = HttpSource(f"http://127.0.0.1:{free_port()}/bundles/main{signed}", backoff=QUICK)
+    engine = make_engine(sources=[source])
+    await engine.start()
+    intake.answer = 503
+    start(reporters, intake.url("status") + signed, engine, registry, interval=0.1,
+          max_attempts=1)
+    await eventually(lambda: any(r.json()["last_error"] for r in intake.reports))
+    await eventually(lambda: "HTTP 503" in caplog.text)
+    error = next(r.json()["last_error"] for r in intake.reports if r.json()["last_error"])
+    assert "/bundles/main: " in error["message"]
+    assert "/v1/status: HTTP 503" in caplog.text
+    assert not any("SECRET" in r.body.decode() or "FRAG" in r.body.decode()
+                   for r in intake.reports)
+    assert "SECRET" not in caplog.text and "FRAG" not in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from test_process_support import SigningKey
 
+from pdp.runtime.config import DecisionLogConfig
 from pdp.sidecar.errors import ConfigError
+from pdp.sidecar.process import check_decision_log_file
 from pdp.sidecar.settings import ListenAddress, load_settings, parse_listen_address
 
 
@@ -325,3 +328,15 @@ def test_a_decision_log_file_that_cannot_be_opened_exits_2(
         capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert f"decision_log: cannot open {target} for appending" in result.stderr
+
+
+def test_the_decision_log_file_is_created_private_whatever_the_umask(tmp_path: Path) -> None:
+    """The start-up check creates the decision-log file 0600 even under umask 000: the logged
+    inputs are not every local user's to read."""
+    target = tmp_path / "decisions.log"
+    previous = os.umask(0)
+    try:
+        check_decision_log_file(DecisionLogConfig(sink="file", path=target))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
