@@ -32,6 +32,7 @@ from pdp.cli.admin_client import (
     BUNDLE_FIELDS,
     FLEET_FIELDS,
     POLICY_FIELDS,
+    TIMEOUT_SECONDS,
     AdminClient,
     AdminError,
     server_url,
@@ -51,6 +52,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--token-file", type=Path, default=_env_path("PDP_TOKEN_FILE"),
                         help="file holding the bearer token (default: $PDP_TOKEN_FILE)")
     parser.add_argument("--json", action="store_true", help="print the API's JSON answers")
+    parser.add_argument("--request-timeout", type=_positive_seconds, default=TIMEOUT_SECONDS,
+                        metavar="S", help="how long to wait for each answer of the control "
+                                          f"plane (default {TIMEOUT_SECONDS:g})")
     parser.set_defaults(func=run)
     commands = parser.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
 
@@ -119,7 +123,7 @@ def _client(args: argparse.Namespace) -> AdminClient:
         raise AdminError(f"cannot read the token file {args.token_file}: {exc.strerror}") from None
     if not token:
         raise AdminError(f"the token file {args.token_file} is empty")
-    return AdminClient(args.server, token)
+    return AdminClient(args.server, token, timeout=args.request_timeout)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -326,6 +330,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.token_file is None:
+        # A missing option is a usage error (exit 2, DESIGN §8.5), not a refusal.
+        print("pdp admin: --token-file (or PDP_TOKEN_FILE) is required", file=sys.stderr)
+        return EXIT_USAGE
     try:
         args.handler(args, _client(args))
     except AdminError as exc:

@@ -7,6 +7,7 @@ it is applied, so a later failure (a conflict) still shows what changed.
 
 from __future__ import annotations
 
+import json
 import sys
 import urllib.parse
 from pathlib import Path
@@ -38,6 +39,13 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
     for index, document in enumerate(documents):
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
             raise AdminError(f"{name}: document {index + 1} is not a policy with an 'id'")
+        try:
+            json.dumps(document, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            # YAML has types JSON lacks (an unquoted 2024-01-01 is a date; sets, binary), as
+            # `pdp bundle build` says for the same file; sending it raised a traceback.
+            raise AdminError(f"{name}: document {index + 1} ({document['id']}) holds a value "
+                             f"JSON cannot represent ({exc}); quote it") from None
     return documents
 
 

@@ -15,7 +15,10 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-TIMEOUT_SECONDS = 30.0
+# Longer than one statement may take on the control plane (--database-timeout, 30 s): a publish
+# waits for the publish lock, then builds, and a shorter wait gave up on publishes that then
+# committed.
+TIMEOUT_SECONDS = 90.0
 
 # The fields the commands read from each kind of answer: an answer without them comes from a
 # server that is not the control plane (a sidecar answers GET /v1/policies too, differently).
@@ -37,9 +40,10 @@ class AdminError(Exception):
 class AdminClient:
     """Minimal JSON-over-HTTP client of the admin API."""
 
-    def __init__(self, server: str, token: str) -> None:
+    def __init__(self, server: str, token: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
         self._server = server.rstrip("/")
         self._token = token
+        self._timeout = timeout
 
     def call(self, method: str, path: str, body: object = None,
              headers: dict[str, str] | None = None, *,
@@ -55,10 +59,21 @@ class AdminClient:
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise _refusal(exc) from None
+        except (TimeoutError, http.client.RemoteDisconnected) as exc:
+            # Raised bare (not as URLError) only once the request was sent: the control plane
+            # may have acted on it, and "cannot reach" made people repeat a publish that was done.
+            what = (f"no answer from the control plane at {self._server} within "
+                    f"{self._timeout:g} s" if isinstance(exc, TimeoutError) else
+                    f"the control plane at {self._server} closed the connection without "
+                    "answering")
+            done = "" if method == "GET" else (
+                f"; the {method} {path.split('?')[0]} may still have been applied: check before "
+                "repeating it")
+            raise AdminError(what + done) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise AdminError(

@@ -18,9 +18,13 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
 def _flag_type(annotation: Any) -> Any:
-    """The argparse type of a settings field: Path, float, int or str."""
+    """The argparse type of a settings field: float, int or str.
+
+    Paths stay text for the settings to check: argparse's ``Path("")`` is ``.``, so an empty
+    ``--bundle-dir ""`` could not be told from the current directory.
+    """
     members = typing.get_args(annotation) or (annotation,)
-    for kind in (Path, float, int):
+    for kind in (float, int):
         if kind in members:
             return kind
     return str
@@ -88,6 +92,11 @@ def run_control(args: argparse.Namespace) -> int:
     try:
         settings = load_control_settings(flags, args.config)
         seed_dir = _seed_dir(settings.seed_dir)
+        if settings.bundle_dir is not None and settings.bundle_dir.exists() \
+                and not settings.bundle_dir.is_dir():
+            # Every write would fail and be retried at each re-check, an error logged every
+            # few seconds for ever; a typo'd path is caught here instead.
+            raise ConfigurationError(f"--bundle-dir {settings.bundle_dir}: not a directory")
         # Test-only fault injection (see pdp.control.publish_pause); never set in production.
         pause_text = os.environ.get(ENV_VAR)
         pause = PublishPause.parse(pause_text) if pause_text else None

@@ -28,7 +28,7 @@ import asyncpg
 
 from pdp.bundle.atomic import write_atomically
 from pdp.control.bundle_store import BUNDLE_CHANNEL, BundleRecord, BundleStore
-from pdp.control.database import CONNECTION_ERRORS
+from pdp.control.database import CONNECTION_ERRORS, problem
 from pdp.control.metrics import ControlMetrics
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ _FEED_ERRORS = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 # How soon a lost LISTEN connection is tried again: 0.1 s, doubling, at most every 2 s.
 LISTEN_RETRY_MIN_SECONDS = 0.1
 LISTEN_RETRY_MAX_SECONDS = 2.0
+# How long the LISTEN connection may take to answer a ping before it is re-opened.
+LISTEN_PING_TIMEOUT_SECONDS = 5.0
 # The file in --bundle-dir holding the latest bundle (DESIGN §8.4; `main` is the bundle's name).
 BUNDLE_FILE_NAME = "main.tar.gz"
 
@@ -195,6 +197,8 @@ class BundleFeed:
                 await asyncio.wait_for(self._listener_lost.wait(), pause)
             self._listener_lost.clear()
             try:
+                if self.listening:
+                    await self._ping_listener()
                 if not self.listening:
                     await self._listen()
                     retry = (LISTEN_RETRY_MIN_SECONDS if self.listening
@@ -203,6 +207,25 @@ class BundleFeed:
                 await self.refresh()
             except _FEED_ERRORS as exc:
                 log.warning("bundle feed: cannot reach PostgreSQL, retrying: %s", exc)
+
+    async def _ping_listener(self) -> None:
+        """One round trip on the LISTEN connection at each re-check.
+
+        A LISTEN connection only ever waits, so PostgreSQL's ``idle_session_timeout`` (or a
+        NAT's idle expiry) closed it again and again: a warning and a moment deaf and unready
+        every few seconds. The ping keeps it busy enough, and finds one that no longer answers.
+        """
+        conn = self._listener
+        if conn is None:
+            return
+        try:
+            # LISTEN again (a no-op) rather than SELECT 1: pg_stat_activity keeps showing the
+            # connection's last statement as LISTEN, which is how people find it.
+            await conn.execute(f'LISTEN "{BUNDLE_CHANNEL}"', timeout=LISTEN_PING_TIMEOUT_SECONDS)
+        except _FEED_ERRORS as exc:
+            log.warning("bundle feed: LISTEN connection not answering; re-opening it: %s",
+                        problem(exc))
+            await self._close_listener()
 
     async def _listen(self) -> None:
         await self._close_listener()

@@ -91,6 +91,10 @@ async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
             dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10,
             connect=connect, command_timeout=command_timeout,
         )
+    except asyncpg.ClientConfigurationError as exc:
+        # Before CONNECTION_ERRORS: it is an InterfaceError too, but a wrong scheme or an
+        # unknown sslmode is the operator's typo, not an unreachable database.
+        raise ConfigurationError(f"the database URL is not valid: {exc}") from None
     except CONNECTION_ERRORS as exc:
         raise StoreUnavailableError(f"cannot connect to PostgreSQL: {problem(exc)}") from exc
     except (ValueError, OverflowError) as exc:

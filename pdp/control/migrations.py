@@ -14,6 +14,8 @@ from importlib import resources
 
 import asyncpg
 
+from pdp.control.errors import StoreUnavailableError
+
 # An arbitrary constant shared by every replica; "pdp\0mig" read as an integer.
 MIGRATION_LOCK_ID = 0x7064700006D6967
 
@@ -62,12 +64,14 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
     """Apply every migration not yet recorded; return the versions applied by this call."""
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+    step = "the schema_migrations table"
     try:
         await conn.execute(_CREATE_TABLE)
         done = await applied_versions(conn)
         for migration in available_migrations():
             if migration.version in done:
                 continue
+            step = f"migration {migration.version:04d}_{migration.name}"
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(
@@ -75,6 +79,12 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
                     migration.version, migration.name,
                 )
             applied_now.append(migration.version)
+    except asyncpg.PostgresError as exc:
+        # The database refused the schema (no CREATE privilege on the schema, PostgreSQL 15's
+        # default for other users; a table of another application in the way): an operator's
+        # problem to name, not a traceback.
+        raise StoreUnavailableError(
+            f"PostgreSQL refused {step} (nothing of it was applied): {exc}") from exc
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
     return applied_now

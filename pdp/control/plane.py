@@ -56,6 +56,9 @@ def load_signer(key_path: Path, key_id: str) -> tuple[JwsSigner, Keyring]:
     """The signer of published bundles, and a keyring trusting its public half (self-check)."""
     try:
         check_key_id(key_id)
+    except BundleError as exc:
+        raise ConfigurationError(f"--key-id: {exc}") from None
+    try:
         private = load_private_key(key_path)
         return JwsSigner(private, key_id), Keyring({key_id: private.public_key()})
     except BundleError as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from pdp.bundle import Keyring, Signer, build_bundle, load_bundle
+from pdp.bundle import Keyring, Signer, build_bundle, compile_contents, load_bundle
 from pdp.bundle.archive import Limits, read_bundle_files
 from pdp.bundle.contents import json_bytes, parse_contents
 from pdp.bundle.errors import BundleError
@@ -144,16 +144,23 @@ class Publisher:
         """The compiled policy set of a published bundle (cached for the latest one asked for).
 
         Loading runs in a worker thread, once per bundle: a large bundle takes long enough to
-        compile that doing it on the event loop would stall every other request.
+        compile that doing it on the event loop would stall every other request. The signature
+        is not checked again: the bytes are this control plane's own row, verified and tested
+        when published, and the key that signed them may since have been rotated away (the
+        keyring here trusts only the current signing key, so every decision failed until the
+        next publish).
         """
         async with self._compile_lock:
             cached = self._compiled
             if cached is not None and cached[0] == record.sha256:
                 return cached[1]
-            loaded = await asyncio.to_thread(load_bundle, record.content, self._keyring,
-                                             now=self._clock())
-            self._compiled = (record.sha256, loaded.policy_set)
-            return loaded.policy_set
+            policy_set = await asyncio.to_thread(self._compile_stored, record.content)
+            self._compiled = (record.sha256, policy_set)
+            return policy_set
+
+    @staticmethod
+    def _compile_stored(content: bytes) -> PolicySet:
+        return compile_contents(parse_contents(read_bundle_files(content, Limits())))
 
     def _manifest(self, sequence: int, metadata: dict[str, Any]) -> Manifest:
         return Manifest(revision=str(sequence), sequence=sequence, roots=DEFAULT_ROOTS,

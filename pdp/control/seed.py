@@ -13,20 +13,34 @@ from pathlib import Path
 
 import asyncpg
 
-from pdp.bundle import read_source_dir
-from pdp.bundle.contents import TESTS_DIR
+from pdp.bundle import compile_contents, read_source_dir
+from pdp.bundle.contents import TESTS_DIR, BundleContents
+from pdp.bundle.errors import BundleError
 from pdp.control import audit
 from pdp.control.auth import SYSTEM_ACTOR
 from pdp.control.document_store import DocumentStore
 from pdp.control.draft import policy_spec
+from pdp.control.errors import ConfigurationError
 from pdp.control.policy_store import PolicyStore
 
 SEED_LOCK_ID = 0x7064700073656564  # "pdp\0seed"
 
 
+def _checked_source(source_dir: Path) -> BundleContents:
+    """The seed source, refused unless its policies compile with its data: rows are written
+    one by one below, bypassing the checks of the admin API, and a seed the core refuses made
+    every later edit and publish fail with the seed's error."""
+    contents = read_source_dir(source_dir)
+    compile_contents(contents)
+    return contents
+
+
 async def seed_if_empty(pool: asyncpg.Pool, source_dir: Path) -> bool:
     """Load `source_dir` into an empty database; return whether it seeded."""
-    contents = await asyncio.to_thread(read_source_dir, source_dir)
+    try:
+        contents = await asyncio.to_thread(_checked_source, source_dir)
+    except BundleError as exc:
+        raise ConfigurationError(f"--seed-dir {source_dir}: {exc}") from None
     policies = PolicyStore(pool)
     data = DocumentStore(pool, "data_documents", nested=True)
     tests = DocumentStore(pool, "bundle_tests", nested=False)

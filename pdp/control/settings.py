@@ -64,6 +64,15 @@ class ControlSettings(BaseModel):
         default=10, ge=2, le=100, description="PostgreSQL connections per replica"
     )
 
+    @field_validator("signing_key", "bundle_dir", "seed_dir", mode="before")
+    @classmethod
+    def _non_empty_path(cls, value: object) -> object:
+        # Path("") is the current directory: an empty PDP_BUNDLE_DIR (a template's unset
+        # variable) silently wrote main.tar.gz wherever the process happened to run.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
     @field_validator("http_addr", "grpc_addr")
     @classmethod
     def _valid_address(cls, value: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 import yaml
 from control_support import SigningKeys, bearer
@@ -101,6 +102,96 @@ async def test_control_without_a_signing_key_is_a_usage_error(database_url: str,
     assert code == 2 and "--signing-key" in err
 
 
+async def test_a_schema_the_database_refuses_is_named_without_a_traceback(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """A migration PostgreSQL refuses (here another application's `bundles` table is in the
+    way) exits 1 naming the migration and PostgreSQL's reason, from both commands."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE TABLE bundles (other_application integer)")
+    finally:
+        await conn.close()
+    runs = [await run_pdp("control", "--database-url", database_url, "--signing-key",
+                          str(keys.private), "--key-id", keys.key_id, "--http-addr",
+                          "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", cwd=tmp_path),
+            await run_pdp("control", "create-token", "--database-url", database_url,
+                          "--role", "admin", cwd=tmp_path)]
+    for code, out, err in runs:
+        assert code == 1, err
+        assert ('PostgreSQL refused migration 0001_initial (nothing of it was applied): '
+                'relation "bundles" already exists') in err
+        assert "Traceback" not in err and not out
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    ('{"users": {"u": {"roles": ["nope"]}}}', "unknown role 'nope'"),
+    ("{}", "policies/bad.yaml: type: required field is missing"),
+])
+async def test_a_seed_dir_the_core_refuses_is_a_usage_error_that_seeds_nothing(
+        database_url: str, keys: SigningKeys, tmp_path: Path, data: str, reason: str) -> None:
+    """--seed-dir is checked before anything is written: exit 2 naming the problem, no
+    traceback, and no half-seeded draft that every later edit and publish would trip over."""
+    seed = tmp_path / "seed"
+    (seed / "policies").mkdir(parents=True)
+    policy = "id: ok\nname: ok\ntype: security\nrule: {require_https: true}\n"
+    (seed / "policies" / "bad.yaml").write_text(policy if "roles" in data else "id: ok\n")
+    (seed / "data.json").write_text(data)
+    code, _, err = await run_pdp("control", "--database-url", database_url, "--signing-key",
+                                 str(keys.private), "--key-id", keys.key_id, "--http-addr",
+                                 "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+                                 "--seed-dir", str(seed), cwd=tmp_path)
+    assert code == 2 and f"pdp control: --seed-dir {seed}: " in err and reason in err, err
+    assert "Traceback" not in err
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM policy_versions") == 0
+        assert await conn.fetchval("SELECT count(*) FROM data_documents") == 0
+    finally:
+        await conn.close()
+
+
+async def test_a_bundle_dir_that_is_a_file_is_a_usage_error(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """--bundle-dir naming a file exits 2 at start, rather than failing every write for ever."""
+    taken = tmp_path / "main.tar.gz"
+    taken.write_bytes(b"not a directory")
+    code, _, err = await run_pdp("control", "--database-url", database_url, "--signing-key",
+                                 str(keys.private), "--key-id", keys.key_id, "--http-addr",
+                                 "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+                                 "--bundle-dir", str(taken), cwd=tmp_path)
+    assert code == 2 and f"pdp control: --bundle-dir {taken}: not a directory" in err, err
+
+
+@pytest.mark.parametrize("option", ["--bundle-dir", "--signing-key"])
+async def test_an_empty_path_flag_is_a_usage_error(
+        database_url: str, keys: SigningKeys, tmp_path: Path, option: str) -> None:
+    """An empty path is refused naming its flag, not read as the current directory (where
+    --bundle-dir '' wrote main.tar.gz)."""
+    flags = {"--signing-key": str(keys.private), "--bundle-dir": str(tmp_path / "out"),
+             option: ""}
+    code, _, err = await run_pdp("control", "--database-url", database_url, "--key-id",
+                                 keys.key_id, "--http-addr", "127.0.0.1:0", "--grpc-addr",
+                                 "127.0.0.1:0", *(part for flag, value in flags.items()
+                                                  for part in (flag, value)), cwd=tmp_path)
+    assert code == 2 and f"pdp control: {option}: Value error, must not be empty" in err, err
+    assert not (tmp_path / "main.tar.gz").exists()
+
+
+async def test_control_with_a_malformed_key_id_names_the_key_id_option(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """A bad --key-id is a usage error that names --key-id, not the (good) signing key."""
+    code, _, err = await run_pdp("control", "--database-url", database_url, "--signing-key",
+                                 str(keys.private), "--key-id", "bad id", cwd=tmp_path)
+    assert code == 2 and "pdp control: --key-id: key id 'bad id'" in err, err
+
+
+async def test_admin_without_a_token_file_is_a_usage_error(tmp_path: Path) -> None:
+    """Leaving out --token-file exits 2 naming it (DESIGN §8.5), before any request is sent."""
+    code, _, err = await run_pdp("admin", "--server", "http://127.0.0.1:1", "fleet",
+                                 cwd=tmp_path, env={"PDP_TOKEN_FILE": ""})
+    assert code == 2 and "--token-file (or PDP_TOKEN_FILE) is required" in err, err
+
+
 async def test_control_with_an_unreachable_database_exits_1(keys: SigningKeys,
                                                             tmp_path: Path) -> None:
     """A database that does not answer is reported, not a traceback, and nothing claims a
@@ -167,6 +258,24 @@ async def test_apply_of_an_invalid_policy_names_the_field_and_exits_1(
     code, _, err = await admin(control, admin_token_file, "policy", "apply", "-f", "-", stdin=bad)
     assert code == 1
     assert "HTTP 400" in err and "rule.require_https:" in err
+
+
+@pytest.mark.parametrize(("value", "kind"), [("2024-01-01", "date"),
+                                           ("!!binary aGVsbG8=", "bytes"),
+                                           ("!!set {a, b}", "set")])
+async def test_apply_names_a_yaml_value_json_cannot_carry(
+        control: ControlProcess, admin_token_file: Path, value: str, kind: str) -> None:
+    """A YAML-only value (an unquoted date, binary, a set) is refused naming the document,
+    exit 1 and no traceback, and nothing is applied."""
+    document = ("id: qa-dated\nname: Dated\ntype: security\nrule: {require_https: true}\n"
+                f"metadata: {{since: {value}}}\n").encode()
+    code, _, err = await admin(control, admin_token_file, "policy", "apply", "-f", "-",
+                               stdin=document)
+    assert code == 1, err
+    assert "pdp admin: stdin: document 1 (qa-dated) holds a value JSON cannot represent" in err
+    assert kind in err and "Traceback" not in err
+    code, _, err = await admin(control, admin_token_file, "policy", "get", "qa-dated")
+    assert code == 1 and "HTTP 404" in err
 
 
 async def test_get_and_delete(control: ControlProcess, admin_token_file: Path) -> None:
@@ -302,6 +411,70 @@ async def test_publish_wait_with_no_reporting_sidecar_says_so(control: ControlPr
     assert "no sidecar has reported" in out
 
 
+async def test_a_publish_answered_too_late_is_not_reported_as_unreachable(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """When the answer to a publish does not come in time, `pdp admin` says the publish may
+    have happened (it did), not that the control plane could not be reached."""
+    http = f"127.0.0.1:{free_port()}"
+    running = await start(["control", "--database-url", database_url, "--signing-key",
+                           str(keys.private), "--key-id", keys.key_id, "--http-addr", http,
+                           "--grpc-addr", f"127.0.0.1:{free_port()}"],
+                          tmp_path / "control.log", cwd=tmp_path,
+                          env={"PDP_TEST_PUBLISH_PAUSE": "before_commit:3"})
+    try:
+        await wait_until_ready(f"http://{http}/health/ready", running)
+        token_file = tmp_path / "admin.token"
+        token_file.write_text(await create_token(database_url, "admin", tmp_path))
+        code, _, err = await run_pdp("admin", "--server", f"http://{http}", "--token-file",
+                                     str(token_file), "--request-timeout", "1", "publish",
+                                     cwd=tmp_path)
+        assert code == 1, err
+        assert (f"pdp admin: no answer from the control plane at http://{http} within 1 s; "
+                "the POST /v1/publish may still have been applied") in err
+        assert "cannot reach" not in err
+        await asyncio.sleep(3)
+        code, out, err = await run_pdp("admin", "--server", f"http://{http}", "--token-file",
+                                       str(token_file), "--json", "fleet", cwd=tmp_path)
+        assert code == 0 and json.loads(out)["latest"]["sequence"] == 1, err
+    finally:
+        assert await running.stop() == 0, running.output()
+
+
+async def test_a_publish_cut_off_by_a_crash_is_not_reported_as_unreachable(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """A control plane killed after committing a publish, before answering: `pdp admin` says
+    the publish may have happened (it did), not that the control plane could not be reached."""
+    http = f"127.0.0.1:{free_port()}"
+    running = await start(["control", "--database-url", database_url, "--signing-key",
+                           str(keys.private), "--key-id", keys.key_id, "--http-addr", http,
+                           "--grpc-addr", f"127.0.0.1:{free_port()}"],
+                          tmp_path / "control.log", cwd=tmp_path,
+                          env={"PDP_TEST_PUBLISH_PAUSE": "after_commit:30"})
+    try:
+        await wait_until_ready(f"http://{http}/health/ready", running)
+        token_file = tmp_path / "admin.token"
+        token_file.write_text(await create_token(database_url, "admin", tmp_path))
+        publishing = asyncio.create_task(run_pdp(
+            "admin", "--server", f"http://{http}", "--token-file", str(token_file), "publish",
+            cwd=tmp_path))
+        for _ in range(200):
+            if "test publish pause" in running.output():
+                break
+            await asyncio.sleep(0.05)
+        running.process.kill()
+        code, _, err = await asyncio.wait_for(publishing, 20)
+        assert code == 1, err
+        assert (f"pdp admin: the control plane at http://{http} closed the connection without "
+                "answering; the POST /v1/publish may still have been applied") in err
+    finally:
+        await running.stop()
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT max(sequence) FROM bundles") == 1
+    finally:
+        await conn.close()
+
+
 async def test_publish_wait_rejects_a_nonsense_timeout(control: ControlProcess,
                                                        admin_token_file: Path) -> None:
     """--timeout 0 is a usage error (exit 2) and publishes nothing."""
@@ -427,7 +600,9 @@ async def test_a_sidecar_is_not_taken_for_the_control_plane(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("bad", ["postgresql://postgres:pw@127.0.0.1:notaport/db",
-                                 "postgresql://postgres:pw@[::1/db"])
+                                 "postgresql://postgres:pw@[::1/db",
+                                 "mysql://postgres:pw@127.0.0.1/db",
+                                 "postgresql://postgres:pw@127.0.0.1/db?sslmode=bogus"])
 async def test_a_malformed_database_url_is_a_usage_error_without_its_password(
         keys: SigningKeys, tmp_path: Path, bad: str) -> None:
     """Both commands that take --database-url exit 2 naming the problem, not a traceback, and

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -213,6 +214,27 @@ async def test_readiness_is_503_while_listen_is_lost_and_200_once_it_is_back(
         assert "pdp_control_listen_connected 0.0" in await _metrics(client)
     await ready_again(client, "LISTEN")
     assert plane.feed.listening
+
+
+async def test_an_idle_session_timeout_does_not_keep_closing_the_listen_connection(
+        database_url: str, keys: SigningKeys, caplog: pytest.LogCaptureFixture) -> None:
+    """Where the DBA sets PostgreSQL's idle_session_timeout, the replica stays listening (and
+    ready) instead of losing its LISTEN connection at every timeout."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f'ALTER DATABASE "{name}" SET idle_session_timeout = 1000')
+    finally:
+        await conn.close()
+    plane = await open_control_plane(settings_for(database_url, keys, recheck_seconds=0.3),
+                                     seed_dir=MARKETPLACE, registry=CollectorRegistry())
+    try:
+        with caplog.at_level(logging.WARNING, logger="pdp.control.bundle_feed"):
+            await asyncio.sleep(3)
+        assert plane.feed.listening
+        assert [r.getMessage() for r in caplog.records if "LISTEN" in r.getMessage()] == []
+    finally:
+        await plane.close()
 
 
 async def test_readiness_is_503_naming_the_reason_while_the_database_refuses_connections(

@@ -9,9 +9,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from control_support import MARKETPLACE, ApiClient, SigningKeys, bearer, settings_for, snapshot
+from control_support import (
+    KEY_ID,
+    MARKETPLACE,
+    ApiClient,
+    SigningKeys,
+    bearer,
+    settings_for,
+    snapshot,
+)
 
-from pdp.bundle import Keyring, load_bundle
+from pdp.bundle import Keyring, load_bundle, write_key_pair
 from pdp.control.auth import Principal, Role
 from pdp.control.bundle_server import CONTENT_TYPE
 from pdp.control.plane import ControlPlane, open_control_plane
@@ -214,6 +222,24 @@ async def test_rollback_serves_the_earlier_content_under_a_new_sequence(
     assert loaded.contents.manifest.metadata["rollback_of"] == 1
     assert loaded.policy_set.get("extra") is None
     assert len(loaded.policy_set.policies) == 5
+
+
+async def test_decisions_and_rollback_survive_a_rotated_signing_key(
+        plane: ControlPlane, database_url: str, tmp_path: Path) -> None:
+    """A replica restarted with a new signing key still decides on the bundle the old key signed,
+    and rolls back to it, re-signed with the new key."""
+    await plane.publisher.publish(PUBLISHER)
+    rotated = SigningKeys(*write_key_pair(tmp_path / "rotated", "cp-rotated"), "cp-rotated")
+    second = await open_control_plane(settings_for(database_url, rotated), seed_dir=MARKETPLACE)
+    try:
+        latest = second.feed.latest
+        assert latest is not None and latest.key_id == KEY_ID
+        policy_set = await second.publisher.policy_set(latest)
+        assert len(policy_set.policies) == 5
+        rolled = await second.publisher.rollback(PUBLISHER, 1)
+        assert rolled.key_id == "cp-rotated"
+    finally:
+        await second.close()
 
 
 async def test_rolling_back_to_an_unknown_sequence_is_a_404(client: ApiClient,

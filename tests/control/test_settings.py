@@ -50,3 +50,11 @@ def test_durations_must_be_finite() -> None:
     """`inf` is refused naming the flag, as any other bad number is."""
     with pytest.raises(ConfigurationError, match="--sidecar-expiry: Input should be a finite"):
         load_control_settings({**REQUIRED, "sidecar_expiry": "inf"})
+
+
+def test_an_empty_bundle_dir_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty PDP_BUNDLE_DIR (a template's unset variable) is refused, not taken as the
+    current directory."""
+    monkeypatch.setenv("PDP_BUNDLE_DIR", "")
+    with pytest.raises(ConfigurationError, match=r"--bundle-dir: .*must not be empty"):
+        load_control_settings(REQUIRED)
