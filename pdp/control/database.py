@@ -94,14 +94,24 @@ async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
     except asyncpg.ClientConfigurationError as exc:
         # Before CONNECTION_ERRORS: it is an InterfaceError too, but a wrong scheme or an
         # unknown sslmode is the operator's typo, not an unreachable database.
-        raise ConfigurationError(f"the database URL is not valid: {exc}") from None
+        raise ConfigurationError(_invalid_url(dsn, exc)) from None
     except CONNECTION_ERRORS as exc:
         raise StoreUnavailableError(f"cannot connect to PostgreSQL: {problem(exc)}") from exc
     except (ValueError, OverflowError) as exc:
-        # asyncpg parses the URL before connecting (a port that is no number, a broken IPv6
-        # host); its message names the part, never the password.
-        raise ConfigurationError(f"the database URL is not valid: {exc}") from None
+        # asyncpg parses the URL before connecting (a port that is no number, a broken IPv6 host).
+        raise ConfigurationError(_invalid_url(dsn, exc)) from None
     return pool
+
+
+def _invalid_url(dsn: str, exc: Exception) -> str:
+    """Why `dsn` was refused, without quoting the parser when the URL holds credentials: a
+    password with an unescaped / # or ? is split there, and the parser's message quoted the
+    piece ("invalid literal for int() with base 10: 'S3cret'")."""
+    if "@" not in dsn:
+        return f"the database URL is not valid: {exc}"
+    return ("the database URL is not valid (its parser's message is not shown, as it may quote"
+            " the password); characters such as / # ? @ : in the user name or password must be"
+            " percent-encoded (/ as %2F)")
 
 
 @asynccontextmanager
