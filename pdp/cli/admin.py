@@ -123,11 +123,25 @@ def _client(args: argparse.Namespace) -> AdminClient:
         raise AdminError(f"cannot read the token file {args.token_file}: {exc.strerror}") from None
     if not token:
         raise AdminError(f"the token file {args.token_file} is empty")
+    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
+        # Sent as it is, a stray control character broke the header line, and the server's
+        # HTTP parser logged the line, token included. The token itself is never printed here.
+        raise AdminError(f"the token file {args.token_file} holds characters no token has"
+                         " (control characters, spaces or non-ASCII)")
     return AdminClient(args.server, token, timeout=args.request_timeout)
 
 
+def _shown(value: object) -> str:
+    """`value` as text fit for a terminal: what sidecars report (instance ids, error messages)
+    is theirs to choose, and an escape sequence in it could erase or forge lines on screen."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[_shown(c) for c in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
@@ -235,7 +249,7 @@ def _behind(fleet: dict[str, Any], sequence: int) -> list[dict[str, Any]]:
 def _describe(sidecar: dict[str, Any]) -> str:
     error = (sidecar.get("last_error") or {}).get("message")
     text = f"{sidecar['instance_id']} (revision {sidecar['revision'] or '-'}, {sidecar['state']}"
-    return text + (f", last error: {error})" if error else ")")
+    return _shown(text + (f", last error: {error})" if error else ")"))
 
 
 def _wait_for_fleet(client: AdminClient, bundle: dict[str, Any], *, started: float,

@@ -192,6 +192,17 @@ async def test_admin_without_a_token_file_is_a_usage_error(tmp_path: Path) -> No
     assert code == 2 and "--token-file (or PDP_TOKEN_FILE) is required" in err, err
 
 
+async def test_admin_refuses_a_token_file_with_a_control_character(tmp_path: Path) -> None:
+    """A token with a stray control character is refused before it is sent (the server's HTTP
+    parser would log the broken header line), and the token is not printed."""
+    token_file = tmp_path / "t"
+    token_file.write_text("pdp_SECRETTOKEN\x01\n")
+    code, out, err = await run_pdp("admin", "--server", "http://127.0.0.1:1",
+                                   "--token-file", str(token_file), "fleet", cwd=tmp_path)
+    assert code == 1 and "holds characters no token has" in err, err
+    assert "SECRETTOKEN" not in out + err
+
+
 async def test_control_with_an_unreachable_database_exits_1(keys: SigningKeys,
                                                             tmp_path: Path) -> None:
     """A database that does not answer is reported, not a traceback, and nothing claims a
@@ -364,6 +375,20 @@ async def test_fleet_and_decisions_for_people(control: ControlProcess,
     assert code == 0 and out.splitlines()[0] == "1 of 1 on revision 1" and "pod-a" in out
     code, out, _ = await admin(control, admin_token_file, "decisions")
     assert code == 0 and "d-9" in out and "allowed=true" in out
+
+
+async def test_fleet_shows_escape_sequences_sidecars_report_as_text(
+        control: ControlProcess, admin_token_file: Path) -> None:
+    """An instance id or error message carrying terminal escapes is printed escaped: a sidecar
+    token cannot erase or forge lines on an admin's screen."""
+    await admin(control, admin_token_file, "publish")
+    await _report(control, admin_token_file, {
+        "instance_id": "pod\x1b[2Kx", "state": "last_known_good", "revision": None,
+        "sequence": None, "last_error": {"message": "bad\x1b[1A\rforged"}})
+    code, out, err = await admin(control, admin_token_file, "fleet")
+    assert code == 0, err
+    assert "\x1b" not in out and "\r" not in out
+    assert "pod\\x1b[2Kx" in out and "bad\\x1b[1A\\rforged" in out
 
 
 async def _report(control: ControlProcess, token_file: Path, report: dict[str, object]) -> None:
