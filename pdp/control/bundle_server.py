@@ -20,7 +20,8 @@ from pdp.control.errors import NotFoundError, NotPublishedError
 BUNDLE_NAME = "main"
 CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
 
-_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+# The value must end where the preference does: "wait=1e3" is malformed (0), not 1 s.
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)\s*(?:$|[,;])", re.IGNORECASE)
 
 
 def requested_wait(prefer: str | None, cap: float) -> float:

@@ -14,8 +14,10 @@ MAX_NAME_LENGTH = 128
 
 def check_token_name(name: object) -> str:
     """`name` if it is a usable token name; RequestError otherwise."""
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
-        message = f"a token name is 1-{MAX_NAME_LENGTH} characters"
+    # Printable only: names are shown in token lists and the audit log, on people's terminals.
+    if (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH
+            or not name.strip().isprintable()):
+        message = f"a token name is 1-{MAX_NAME_LENGTH} printable characters"
         raise RequestError(f"invalid name: {message}", [FieldError("name", message)])
     return name.strip()
 

@@ -250,3 +250,12 @@ async def test_a_wrong_role_is_refused_before_the_body_is_read(
     answer = await client.post("/v1/policies", data=b"{not json",
                                headers=bearer(tokens[Role.VIEWER]))
     assert answer.status == 403
+
+
+async def test_a_token_name_with_control_characters_is_refused(
+        client: ApiClient, tokens: dict[Role, str]) -> None:
+    """Token names are shown on terminals (token lists, the audit log): printable text only."""
+    answer = await client.post("/v1/tokens", json={"name": "ci\x1b[2Kbot", "role": "viewer"},
+                               headers=bearer(tokens[Role.ADMIN]))
+    assert answer.status == 400
+    assert [e["field"] for e in (await answer.json())["errors"]] == ["name"]

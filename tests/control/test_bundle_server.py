@@ -56,3 +56,17 @@ async def test_if_none_match_star_matches_the_current_bundle(
     await _publish(client, tokens)
     status, etag = await _download(client, tokens[Role.SIDECAR], **{"If-None-Match": "*"})
     assert status == 304 and etag
+
+
+async def test_a_malformed_wait_preference_is_no_wait(
+        client: ApiClient, tokens: dict[Role, str]) -> None:
+    """`Prefer: wait=1e3` is not a number of seconds: the answer comes at once, as without it,
+    and no wait is claimed as applied."""
+    await _publish(client, tokens)
+    _, etag = await _download(client, tokens[Role.SIDECAR])
+    started = time.monotonic()
+    async with client.get("/bundles/main", headers={
+            **bearer(tokens[Role.SIDECAR]), "If-None-Match": etag, "Prefer": "wait=1e3"}) as answer:
+        assert answer.status == 304
+        assert "Preference-Applied" not in answer.headers
+    assert time.monotonic() - started < 0.9
