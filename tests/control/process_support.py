@@ -80,6 +80,13 @@ async def run_pdp(*args: str, cwd: Path, stdin: bytes | None = None,
         *PDP, *args, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
     )
-    out, err = await asyncio.wait_for(process.communicate(stdin), 60)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), 60)
+    except TimeoutError:
+        # A command that never ends (a control plane that should have refused to start) must
+        # not outlive its test.
+        process.kill()
+        await process.wait()
+        raise
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
