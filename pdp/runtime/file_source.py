@@ -42,18 +42,27 @@ def _watch_roots(paths: Sequence[Path]) -> tuple[list[Path], bool]:
     recursive = False
     for path in paths:
         parent = path.absolute().parent
-        if parent.is_dir():
+        if _is_dir(parent):
             roots.add(parent)
-        if path.is_dir():
+        if _is_dir(path):
             recursive = True
     return sorted(roots), recursive
+
+
+def _is_dir(path: Path) -> bool:
+    # Path.is_dir() raises PermissionError (a directory made unreadable for a moment), which
+    # ended the watch for good; unreadable counts as absent until it is readable again.
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _identity(roots: Sequence[Path]) -> list[tuple[Path, int, int]]:
     # A directory removed and created again is a new inode that the old watch no longer sees.
     found = []
     for root in roots:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             st = root.stat()
             found.append((root, st.st_dev, st.st_ino))
     return found
@@ -114,6 +123,11 @@ def signature(path: Path) -> Signature | None:
     return tuple(sorted(entries))
 
 
+# What `last` holds after a look that failed: unequal to any signature, so the next good look
+# counts as a change.
+_UNREADABLE: Signature = (("<unreadable>", -1, -1, -1),)
+
+
 def _etag(current: Signature) -> str:
     return hashlib.sha256(repr(current).encode()).hexdigest()[:16]
 
@@ -147,12 +161,21 @@ class FileSource:
             last: Signature | None = None
             reason = "start"
             while not self._stop.is_set():
-                current = await asyncio.to_thread(signature, self.path)
-                if current != last or reason == "sync" or reason == "start":
-                    last = current
-                    yield self._event(current)
-                elif reason == "confirm" and current is not None:
-                    yield BundleUnchanged(etag=_etag(current), source=self.name)
+                try:
+                    current = await asyncio.to_thread(signature, self.path)
+                except OSError as exc:
+                    # Unreadable for now (permissions being changed, no file descriptors
+                    # left): say so and keep watching; the source used to end here for good.
+                    yield SourceError(f"cannot read bundle path {self.path}: "
+                                      f"{exc.strerror or exc}", reason="unreadable",
+                                      source=self.name)
+                    last = _UNREADABLE
+                else:
+                    if current != last or reason == "sync" or reason == "start":
+                        last = current
+                        yield self._event(current)
+                    elif reason == "confirm" and current is not None:
+                        yield BundleUnchanged(etag=_etag(current), source=self.name)
                 try:
                     reason = await asyncio.wait_for(self._wake.get(), self._confirm_seconds)
                 except TimeoutError:

@@ -121,6 +121,26 @@ async def test_missing_file_is_an_error_then_an_update_when_it_appears(
     await events.close()
 
 
+async def test_a_bundle_path_unreadable_for_a_while_is_an_error_then_watched_again(
+        bundle_file: Path, signing: Signing) -> None:
+    """A path that cannot be read for now (here a symlink loop; for a non-root sidecar, a
+    directory made unreadable) is a source error, and the source keeps watching: the bundle put
+    there afterwards is delivered."""
+    events = await watch(bundle_file)
+    assert isinstance(await events.next(), BundleUpdate)
+    loop = bundle_file.with_name("loop")
+    loop.symlink_to(bundle_file.name)  # stat() fails with ELOOP, not "not found"
+    loop.rename(bundle_file)
+    events.source.request_sync()
+    unreadable = await events.next()
+    assert isinstance(unreadable, SourceError) and unreadable.reason == "unreadable", unreadable
+    staged = bundle_file.with_name("staged.tar.gz")
+    staged.write_bytes(signing.bundle(2))
+    staged.rename(bundle_file)
+    assert isinstance(await events.next(), BundleUpdate)
+    await events.close()
+
+
 async def test_request_sync_redelivers_an_unchanged_bundle(bundle_file: Path) -> None:
     """An explicit sync reads the bundle again even when nothing changed."""
     source = FileSource(bundle_file, debounce_ms=50)
