@@ -115,9 +115,14 @@ def _load_paths(paths: tuple[Path, ...]) -> dict[str, PublicKey]:
         except OSError as exc:
             raise KeyringError("key_unreadable", f"{path}: {exc.strerror}") from exc
         if stat.S_ISDIR(info.st_mode):
-            files = sorted(
-                p for p in path.iterdir() if p.suffix in KEY_SUFFIXES and p.is_file()
-            )
+            try:
+                files = sorted(
+                    p for p in path.iterdir() if p.suffix in KEY_SUFFIXES and p.is_file()
+                )
+            except OSError as exc:
+                # A directory that cannot be listed for now: a refusal like any unreadable key
+                # file, so a running sidecar keeps its keys (a raw OSError ended its watch).
+                raise KeyringError("key_unreadable", f"{path}: {exc.strerror}") from exc
         else:
             files = [path]
         for file in files:

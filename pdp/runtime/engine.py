@@ -82,7 +82,16 @@ def _default_sources(config: RuntimeConfig) -> list[BundleSource]:
 
 
 def _signatures(paths: Sequence[Path]) -> list[object]:
-    return [signature(path) for path in paths]
+    return [_signature_or_error(path) for path in paths]
+
+
+def _signature_or_error(path: Path) -> object:
+    # A key path unreadable for now is a state of its own: the reload it triggers reports it,
+    # and the watch goes on to see the path readable again.
+    try:
+        return signature(path)
+    except OSError as exc:
+        return ("unreadable", exc.errno)
 
 
 def _outcome(result: dict[str, Any]) -> str:
@@ -278,8 +287,14 @@ class Engine:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # A task that died earlier must not turn a clean shutdown into a crash that
+                # skips the decision-log flush below.
+                logger.exception("background task had failed", extra={"task": task.get_name()})
         self._tasks.clear()
         if self.decision_log is not None:
             await self.decision_log.close()
@@ -310,7 +325,14 @@ class Engine:
             if current == seen:
                 continue  # something else changed next to the key files
             seen = current
-            if await self.activator.reload_keyring():
+            try:
+                changed = await self.activator.reload_keyring()
+            except Exception:
+                # Whatever went wrong with this look, the next change must still be seen: a
+                # watch that died here ignored every later key rotation until a restart.
+                logger.exception("keyring reload failed unexpectedly; keeping the previous keys")
+                continue
+            if changed:
                 # A bundle refused for an unknown key may be acceptable now.
                 self.request_sync()
 

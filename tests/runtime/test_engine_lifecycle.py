@@ -90,6 +90,36 @@ async def test_new_key_file_lets_a_refused_bundle_in(make_engine: EngineFactory,
     assert "rotated" in engine.status()["keyring"]
 
 
+async def test_a_key_path_unreadable_for_a_while_is_reported_and_watched_again(
+        make_engine: EngineFactory, signing: Signing, tmp_path: Path) -> None:
+    """A key directory that cannot be read for a moment (here a symlink loop in its place) is a
+    keyring error that keeps the keys; the watch goes on, so a key added afterwards is trusted
+    (it used to end, ignoring every later rotation until a restart)."""
+    keys = tmp_path / "trusted"
+    keys.mkdir()
+    (keys / f"{signing.key_id}.pem").write_bytes(signing.public_key.read_bytes())
+    path = tmp_path / "dist" / "bundle.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(signing.bundle(1))
+    engine = make_engine(sources=[FileSource(path, debounce_ms=50)], verification_keys=(keys,),
+                         watch_debounce_ms=50)
+    await engine.start()
+    assert await engine.wait_active(WAIT)
+    aside, loop = tmp_path / "aside", tmp_path / "loop"
+    keys.rename(aside)
+    loop.symlink_to(keys.name)  # once renamed to it, the link points at itself
+    loop.rename(keys)
+    assert await eventually(lambda: (engine.status()["last_error"] or {}).get("source")
+                            == "keyring")
+    assert signing.key_id in engine.status()["keyring"]
+    rotated = Signing(tmp_path / "rotation", key_id="rotated")
+    (aside / "rotated.pem").write_bytes(rotated.public_key.read_bytes())
+    keys.unlink()
+    aside.rename(keys)
+    assert await eventually(lambda: "rotated" in engine.status()["keyring"])
+    await engine.stop()
+
+
 async def test_request_sync_reads_the_source_again(make_engine: EngineFactory, signing: Signing,
                                                    tmp_path: Path) -> None:
     """POST /v1/bundles/sync's hook makes the source deliver again (seen as unchanged)."""
