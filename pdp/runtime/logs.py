@@ -80,10 +80,44 @@ def configure_logging(level: int | str = logging.INFO, stream: TextIO | None = N
     return handler
 
 
+class MalformedRequestFilter(logging.Filter):
+    """Rewrites aiohttp's record of a request it could not parse into a one-line warning.
+
+    aiohttp logs each such request at error level with a traceback whose message quotes the
+    offending line, which can be a header holding a bearer token (an ``Authorization`` line with
+    a stray ``\\r``); and anyone who can connect could fill the log with tracebacks. What is kept
+    is the peer and the kind of error, never the request's own text.
+    """
+
+    def __init__(self, malformed: type[BaseException]) -> None:
+        super().__init__()
+        self._malformed = malformed
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record`` in place if it reports a malformed request; keep every record."""
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, self._malformed):
+            # aiohttp's message is "Error handling request from %s" with the peer address.
+            args = record.args if isinstance(record.args, tuple) else ()
+            record.remote = str(args[0]) if args else None
+            record.error = type(error).__name__
+            record.msg, record.args = "refused a malformed HTTP request", ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_process_logging(level: int | str) -> None:
     """A process entry point's logging: pdp's records at ``level``, and every library's (aiohttp,
     asyncio, grpc, asyncpg) at warning and up, all as JSON lines on stderr. Without the second,
     a library's record falls through to Python's last-resort handler: plain text, tracebacks
-    over many lines, which a log pipeline cannot parse."""
+    over many lines, which a log pipeline cannot parse. aiohttp's report of an unparsable request
+    becomes one warning without the request's text (see :class:`MalformedRequestFilter`)."""
+    # Imported here: both processes serve aiohttp, but this module is also used without it.
+    from aiohttp.http_exceptions import BadHttpMessage
+
     configure_logging(level)
     configure_logging(logging.WARNING, logger_name="")
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(known, MalformedRequestFilter) for known in server.filters):
+        server.addFilter(MalformedRequestFilter(BadHttpMessage))

@@ -4,6 +4,15 @@ OPA-compatible where OPA has the same endpoint: ``POST /v1/data/{path}`` takes `
 and answers ``{"result": ..., "decision_id": ...}``; a path no query lives at answers 200 with no
 ``result``; a missing ``input`` key answers with OPA's ``api_usage_warning``. The handlers are thin:
 they frame JSON, call :meth:`Engine.decide`, and let :mod:`pdp.sidecar.http_errors` map failures.
+
+Served on a loopback address (the default), the API answers only requests addressed to this
+machine: a ``Host`` other than ``localhost``, ``127.0.0.1`` or ``[::1]`` (any port, or none; also
+the bound address itself) is refused with 403, and so is any request carrying an ``Origin`` that
+is not ``http(s)://`` one of those. A web page in the operator's browser could otherwise reach the
+API by DNS rebinding (its own name resolving to 127.0.0.1) or send it simple cross-site POSTs
+(each ``/v1/bundles/sync`` is a full bundle download). Clients that send no ``Origin`` (curl, the
+app, the probes' ``urllib``) are unaffected. A non-loopback bind (``0.0.0.0``) is an operator's
+deliberate choice to be reached under other names, and accepts any ``Host`` and ``Origin``.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pdp import __version__
@@ -265,6 +274,54 @@ def _is_loopback(remote: str | None) -> bool:
         return False  # a Unix socket peer or an unparsable address: not a loopback TCP caller
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen host (``localhost`` or an IP address) accepts local connections only."""
+    return host == "localhost" or _is_loopback(host)
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+_HOST_RULE = "on a loopback-bound sidecar the Host header must be localhost, 127.0.0.1 or [::1]"
+_ORIGIN_RULE = ("on a loopback-bound sidecar a request with an Origin header must come from "
+                "http(s)://localhost, 127.0.0.1 or [::1]")
+
+
+class LocalOnly:
+    """The ``Host`` and ``Origin`` headers a loopback-bound API accepts (see the module doc)."""
+
+    def __init__(self, listen_host: str) -> None:
+        # The bound address itself too: a sidecar on 127.0.0.2 is called as 127.0.0.2.
+        bound = f"[{listen_host}]" if ":" in listen_host else listen_host
+        self._names = LOOPBACK_NAMES | {bound.lower()}
+        # Host values already accepted: clients send the same one or two on every request, so
+        # the decision path pays one set lookup. Bounded, as any port makes a distinct value.
+        self._accepted: set[str] = set()
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """A 403 answer for a request addressed to another name or sent by a foreign page."""
+        headers = request.headers
+        host = headers.get(hdrs.HOST)
+        # No Host at all is an HTTP/1.0 client, never a browser: nothing to rebind.
+        if host is not None and host not in self._accepted:
+            if not self._local_authority(host):
+                return json_error(403, "forbidden", _HOST_RULE)
+            if len(self._accepted) < 32:
+                self._accepted.add(host)
+        origin = headers.get(hdrs.ORIGIN)
+        if origin is not None:
+            scheme, sep, authority = origin.partition("://")
+            # "null" (a sandboxed or file: page) and every other site are refused alike.
+            if not (sep and scheme.lower() in {"http", "https"}
+                    and self._local_authority(authority)):
+                return json_error(403, "forbidden", _ORIGIN_RULE)
+        return None
+
+    def _local_authority(self, authority: str) -> bool:
+        name, colon, port = authority.rpartition(":")
+        if not colon or not ((port.isascii() and port.isdigit()) or not port):
+            name = authority  # no port; an IPv6 literal's colons are inside its brackets
+        return name.lower() in self._names
+
+
 class InFlightRequests:
     """How many requests the app is handling now, so shutdown can wait for them to finish.
 
@@ -303,7 +360,10 @@ IN_FLIGHT = web.AppKey("in_flight", InFlightRequests)
 
 
 def _middleware(
-    metrics: RuntimeMetrics, in_flight: InFlightRequests, route_labels: Mapping[object, str]
+    metrics: RuntimeMetrics,
+    in_flight: InFlightRequests,
+    route_labels: Mapping[object, str],
+    local_only: LocalOnly | None,
 ) -> Any:
     # One middleware, not three: each layer costs a coroutine per request on the hot path.
     # Label lookups cost more than the increment; the set of (route, code) pairs is small.
@@ -313,7 +373,8 @@ def _middleware(
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         in_flight.enter()
         try:
-            answer = await handler(request)
+            refusal = local_only.refusal(request) if local_only is not None else None
+            answer = await handler(request) if refusal is None else refusal
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -344,13 +405,18 @@ def make_app(
     bundle_sync: BundleSync | None = None,
     max_body_bytes: int = ONE_MIB,
     clock_ns: Callable[[], int] = time.perf_counter_ns,
+    listen_host: str = "127.0.0.1",
 ) -> web.Application:
-    """Build the HTTP app over ``engine``; ``metrics`` counts requests and backs ``/metrics``."""
+    """Build the HTTP app over ``engine``; ``metrics`` counts requests and backs ``/metrics``.
+
+    ``listen_host`` is the host the app is served on: a loopback one makes it refuse foreign
+    ``Host`` and ``Origin`` headers (see the module doc).
+    """
     in_flight = InFlightRequests()
     route_labels: dict[object, str] = {}  # filled below, read by the middleware
-    app = web.Application(
-        client_max_size=max_body_bytes, middlewares=[_middleware(metrics, in_flight, route_labels)]
-    )
+    local_only = LocalOnly(listen_host) if is_loopback_host(listen_host) else None
+    middleware = _middleware(metrics, in_flight, route_labels, local_only)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[middleware])
     app[IN_FLIGHT] = in_flight
     app[ENGINE] = engine
     app[METRICS_REGISTRY] = metrics.registry

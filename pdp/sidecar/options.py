@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, NamedTuple, get_origin
 
 from pydantic import BaseModel
 
@@ -24,23 +24,37 @@ def _is_structured(annotation: Any) -> bool:
     return get_origin(annotation) in (list, dict)
 
 
+class LayeredOptions(NamedTuple):
+    """The merged options, and where each came from, so that a bad value can be traced back."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    """Option name → ``config file PATH`` or the ``PDP_*`` variable as spelled; flags are absent."""
+
+
 def environment_options(model: type[BaseModel], environ: Mapping[str, str], *,
                         error: type[Exception]) -> dict[str, Any]:
     """The options of ``model`` set by ``PDP_<FIELD>`` variables (names case-insensitive, lists
     and mappings as JSON). Raises ``error`` naming the variable whose JSON does not parse."""
+    return {name: value for name, (_, value) in _environment(model, environ, error).items()}
+
+
+def _environment(model: type[BaseModel], environ: Mapping[str, str],
+                 error: type[Exception]) -> dict[str, tuple[str, Any]]:
+    # Option name → (the variable as spelled, its value).
     by_name = {key.upper(): (key, value) for key, value in environ.items()}
     _refuse_near_misses(model, by_name, error)
-    options: dict[str, Any] = {}
+    options: dict[str, tuple[str, Any]] = {}
     for name, field in model.model_fields.items():
         found = by_name.get(ENV_PREFIX + name.upper())
         if found is None:
             continue
         variable, text = found
         if not _is_structured(field.annotation):
-            options[name] = text
+            options[name] = (variable, text)
             continue
         try:
-            options[name] = json.loads(text)
+            options[name] = (variable, json.loads(text))
         except json.JSONDecodeError as exc:
             raise error(
                 f"{variable} must be JSON for a list or mapping option "
@@ -98,7 +112,22 @@ def layered_options(model: type[BaseModel], flags: Mapping[str, Any], *,
                     config_file: Path | None, environ: Mapping[str, str],
                     error: type[Exception]) -> dict[str, Any]:
     """File, then environment, then the flags the user typed: a later layer wins."""
-    layered = config_file_options(model, config_file, error=error) if config_file else {}
-    layered.update(environment_options(model, environ, error=error))
-    layered.update(flags)
-    return layered
+    return gather_options(model, flags, config_file=config_file, environ=environ,
+                          error=error).values
+
+
+def gather_options(model: type[BaseModel], flags: Mapping[str, Any], *,
+                   config_file: Path | None, environ: Mapping[str, str],
+                   error: type[Exception]) -> LayeredOptions:
+    """:func:`layered_options` with the source of each value, for naming it in an error."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if config_file:
+        values.update(config_file_options(model, config_file, error=error))
+        sources.update(dict.fromkeys(values, f"config file {config_file}"))
+    for name, (variable, value) in _environment(model, environ, error).items():
+        values[name], sources[name] = value, variable
+    values.update(flags)
+    for name in flags:  # a flag is named like its option, and the user just typed it
+        sources.pop(name, None)
+    return LayeredOptions(values, sources)

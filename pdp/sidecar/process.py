@@ -163,6 +163,9 @@ class Sidecar:
         self._reporter: StatusReporter | None = None
         self.http_address: ListenAddress | None = None
         self.grpc_address: ListenAddress | None = None
+        # stop() also cleans up after a start() that failed half-way; only a sidecar that was
+        # listening is reported as stopped, so a start-up error is the last word in the log.
+        self._started = False
 
     async def start(self) -> None:
         """Build the engine, restore or load the first bundle, and open both listeners."""
@@ -197,6 +200,7 @@ class Sidecar:
             self._reporter.start()
         await self._start_http(engine)
         await self._start_grpc(engine)
+        self._started = True
         logger.info(
             "sidecar listening",
             extra={"http": str(self.http_address), "grpc": str(self.grpc_address)},
@@ -209,6 +213,7 @@ class Sidecar:
             metrics=engine.metrics,
             bundle_sync=sync,
             max_body_bytes=self.settings.max_body_bytes,
+            listen_host=self.settings.http_listen.host,
         )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS)
         await self._runner.setup()
@@ -257,7 +262,8 @@ class Sidecar:
             await self._reporter.stop()
         if self.engine is not None:
             await self.engine.stop()  # stops the sources and flushes the decision log
-        logger.info("sidecar stopped")
+        if self._started:
+            logger.info("sidecar stopped")
 
 
 def settle_heap() -> None:

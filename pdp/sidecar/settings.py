@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pdp.sidecar.errors import ConfigError
-from pdp.sidecar.options import layered_options
+from pdp.sidecar.options import gather_options
 
 StaleAction = Literal["serve", "fail_closed", "fail_open"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -248,10 +248,14 @@ class RunSettings(BaseModel):
         return parse_listen_address(self.grpc_addr)
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
     parts = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "settings"
+        # The same option can come from three places; the operator must know which one to fix.
+        source = sources.get(str(item["loc"][0])) if item["loc"] else None
+        if source is not None:
+            field += f" (from {source})"
         # Our validators' own messages, without pydantic's "Value error, " in front.
         cause = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
         parts.append(f"{field}: {cause if cause is not None else item['msg']}")
@@ -266,9 +270,9 @@ def load_settings(flags: Mapping[str, Any], config_file: Path | None = None) -> 
     """
     env_config = os.environ.get("PDP_CONFIG")
     path = config_file or (Path(env_config) if env_config else None)
-    layered = layered_options(RunSettings, flags, config_file=path, environ=os.environ,
-                              error=ConfigError)
+    layered = gather_options(RunSettings, flags, config_file=path, environ=os.environ,
+                             error=ConfigError)
     try:
-        return RunSettings(**layered)
+        return RunSettings(**layered.values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
+        raise ConfigError(f"invalid configuration: {_describe(exc, layered.sources)}") from None

@@ -89,3 +89,26 @@ def test_a_process_logs_libraries_as_json_too() -> None:
     events = [json.loads(line) for line in result.stderr.splitlines()]
     assert [(e["logger"], e["msg"]) for e in events] == [("asyncpg.pool", "retrying"),
                                                         ("pdp.x", "ours")]
+
+
+def test_a_process_logs_an_unparsable_request_as_one_warning_without_its_text() -> None:
+    """Both servers' logs carry no header text from a request aiohttp could not parse (it may
+    hold a token), and no traceback per hostile request: one warning naming peer and error."""
+    program = (
+        "import logging\n"
+        "from aiohttp.http_exceptions import BadHttpMessage\n"
+        "from pdp.runtime import configure_process_logging\n"
+        "configure_process_logging('INFO')\n"
+        "error = BadHttpMessage(\"b'Authorization: Bearer SECRET'\")\n"
+        "logging.getLogger('aiohttp.server').exception(\n"
+        "    'Error handling request from %s', '10.0.0.9', exc_info=error)\n"
+        "logging.getLogger('aiohttp.server').error('other %s', 'kept')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            check=True)
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert "SECRET" not in result.stderr
+    assert [(e["level"], e["msg"]) for e in events] == [
+        ("warning", "refused a malformed HTTP request"), ("error", "other kept")]
+    assert (events[0]["remote"], events[0]["error"]) == ("10.0.0.9", "BadHttpMessage")
+    assert "exception" not in events[0]

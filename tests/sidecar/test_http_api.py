@@ -360,3 +360,69 @@ async def test_body_that_claims_gzip_but_is_not_is_400(client: Client) -> None:
     assert answer.status == 400
     assert body["message"] == ("cannot read the request body: "
                                "Can not decode content-encoding: gzip")
+
+
+@pytest.fixture
+async def sync_client(aiohttp_client: MakeClient, engine: Engine) -> tuple[Client, list[int]]:
+    """A client of an app with a bundle source; the list counts the syncs it was asked for."""
+    requested: list[int] = []
+    app = make_app(engine, metrics=engine.metrics, bundle_sync=lambda: requested.append(1))
+    return await aiohttp_client(app), requested
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8181", "localhost.",
+                                  "127.0.0.2", "::1", "localhost:evil"])
+async def test_a_foreign_host_is_refused_on_a_loopback_bind(client: Client, host: str) -> None:
+    """A page whose own name was rebound to 127.0.0.1 cannot read the loopback API."""
+    async with client.get("/v1/policies", headers={"Host": host}) as answer:
+        body = await answer.json()
+    assert answer.status == 403
+    assert body["code"] == "forbidden"
+    assert "Host header must be localhost, 127.0.0.1 or [::1]" in body["message"]
+
+
+@pytest.mark.parametrize("host", ["localhost", "LocalHost:8181", "127.0.0.1", "127.0.0.1:1",
+                                  "[::1]", "[::1]:8181"])
+async def test_loopback_hosts_with_any_port_are_served(client: Client, host: str) -> None:
+    """Clients calling the sidecar by a loopback name, with or without a port, are served."""
+    async with client.get("/v1/policies", headers={"Host": host}) as answer:
+        assert answer.status == 200
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://localhost.evil.example",
+                                    "file://", "http://127.0.0.1.evil.example:80"])
+async def test_a_cross_site_post_is_refused(
+    sync_client: tuple[Client, list[int]], origin: str
+) -> None:
+    """A foreign page's simple POST cannot make the sidecar download its bundle."""
+    client, requested = sync_client
+    async with client.post("/v1/bundles/sync", data="x", headers={
+            "Origin": origin, "Content-Type": "text/plain"}) as answer:
+        body = await answer.json()
+    assert answer.status == 403
+    assert "Origin header" in body["message"]
+    assert requested == []
+
+
+@pytest.mark.parametrize("origin", [None, "http://localhost:3000", "https://127.0.0.1",
+                                    "http://[::1]:8181"])
+async def test_requests_without_or_from_a_loopback_origin_are_served(
+    sync_client: tuple[Client, list[int]], origin: str | None
+) -> None:
+    """curl, the app and pages served from localhost itself keep working."""
+    client, requested = sync_client
+    headers = {} if origin is None else {"Origin": origin}
+    async with client.post("/v1/bundles/sync", headers=headers) as answer:
+        assert answer.status == 202
+    assert requested == [1]
+
+
+async def test_a_non_loopback_bind_accepts_any_host(
+    aiohttp_client: MakeClient, engine: Engine, bundles: BundleFactory
+) -> None:
+    """An operator who binds 0.0.0.0 chose to be reached under other names."""
+    await activate(engine, bundles, 7)
+    client = await aiohttp_client(make_app(engine, metrics=engine.metrics, listen_host="0.0.0.0"))
+    async with client.get("/v1/policies", headers={
+            "Host": "pdp.internal:8181", "Origin": "http://app.internal"}) as answer:
+        assert answer.status == 200

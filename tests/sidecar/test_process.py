@@ -305,7 +305,7 @@ async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
     body = json.dumps(ENVELOPE).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", sidecar.http_port)
     writer.write(
-        f"POST {CHECK_ACCESS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"POST {CHECK_ACCESS} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body[:10]
     )
     await writer.drain()
