@@ -29,14 +29,11 @@ from pdp.bundle import (
 from pdp.runtime.errors import ActivationError, SourceError
 from pdp.runtime.health import LastError, RuntimeStatus
 from pdp.runtime.metrics import RuntimeMetrics
-from pdp.runtime.persist import BundleStore
+from pdp.runtime.persist import BundleStore, CorruptPersistedFile, max_archive_bytes
 from pdp.runtime.snapshot import ActiveBundle, make_active
 from pdp.runtime.source import BundleUnchanged, BundleUpdate, SourceEvent
 
 logger = logging.getLogger(__name__)
-
-# Tar headers and gzip framing on top of the files' own bytes: generous, only a memory bound.
-_ARCHIVE_OVERHEAD_BYTES = 16 * 1024 * 1024
 
 PERSISTED = "persisted"
 """The source name of a bundle restored from the persist directory."""
@@ -54,7 +51,7 @@ def read_candidate(data: bytes | Path, limits: Limits) -> bytes:
         # A directory is read (with the archive rules) and packed, so the persisted copy is a
         # plain .tar.gz whose content hash equals the directory's.
         return write_archive(read_directory(data, limits))
-    ceiling = limits.max_total_bytes + _ARCHIVE_OVERHEAD_BYTES
+    ceiling = max_archive_bytes(limits)
     with data.open("rb") as handle:
         raw = handle.read(ceiling + 1)
     if len(raw) > ceiling:
@@ -166,6 +163,10 @@ class Activator:
             return None
         try:
             persisted = await asyncio.to_thread(self._store.load)
+        except CorruptPersistedFile as exc:
+            # Readable, but not a file save() wrote (a link, a FIFO, oversized): not an I/O fault.
+            self._persist_problem("load", "persisted_corrupt", str(exc))
+            return None
         except OSError as exc:
             self._persist_problem("load", "persisted_unreadable",
                                   f"cannot read the persisted bundle: {exc}")

@@ -30,7 +30,7 @@ from pdp.runtime.errors import ConfigurationError, NotReadyError, SourceError
 from pdp.runtime.file_source import FileSource, signature, watch_paths
 from pdp.runtime.health import HealthState, RuntimeStatus
 from pdp.runtime.metrics import RuntimeMetrics
-from pdp.runtime.persist import BundleStore
+from pdp.runtime.persist import BundleStore, max_archive_bytes
 from pdp.runtime.ratelimit import RateCounter
 from pdp.runtime.snapshot import ActiveBundle
 from pdp.runtime.source import BundleSource, BundleUpdate
@@ -150,10 +150,13 @@ class Engine:
         self.keyring = keyring if keyring is not None else open_keyring(config)
         self._status.keyring_ids = tuple(self.keyring.key_ids)
         self._activated = asyncio.Event()
+        limits = limits if limits is not None else Limits()
         self.activator = Activator(
             keyring=self.keyring, status=self._status, metrics=self.metrics,
             current=lambda: self.active, swap=self._swap, clock=clock,
-            store=BundleStore(config.persist_dir) if config.persist_dir else None,
+            # The persisted file is bounded like any other candidate under the same limits.
+            store=(BundleStore(config.persist_dir, max_bytes=max_archive_bytes(limits))
+                   if config.persist_dir else None),
             limits=limits, skip_verification=config.insecure_skip_verification,
             allow_downgrade=config.allow_downgrade,
             max_age_seconds=config.max_bundle_age_seconds)

@@ -28,12 +28,12 @@ from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from pdp.runtime.credentials import TokenFileError, read_bearer_token, ssl_context
 from pdp.runtime.errors import SourceError
+from pdp.runtime.logs import public_url as public_url  # re-exported for the other clients
 from pdp.runtime.source import BundleUnchanged, BundleUpdate, SourceEvent
 
 _T = TypeVar("_T")
@@ -45,13 +45,6 @@ _MAX_ERROR_MESSAGE_CHARS = 200
 # A URL's query or fragment inside free text, such as an aiohttp error quoting the URL it was
 # fetching ("..., url='http://host/b?X-Amz-Signature=...'").
 _URL_SECRETS = re.compile(r"(https?://[^\s?#'\"]*)[?#][^\s'\"]*")
-
-
-def public_url(url: str) -> str:
-    """``url`` fit for messages: without query and fragment (where a signed URL carries its
-    credential) and without user:password."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def without_url_secrets(text: str) -> str:

@@ -18,8 +18,11 @@ import json
 import logging
 import re
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -40,6 +43,14 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_json_safe(v) for v in value]
     return str(value)
+
+
+def public_url(url: str) -> str:
+    """``url`` fit for messages: without query and fragment (where a signed URL carries its
+    credential) and without user:password."""
+    # Here rather than with the HTTP clients: settings name URLs too, and must not load aiohttp.
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 class JsonFormatter(logging.Formatter):
@@ -107,12 +118,56 @@ class MalformedRequestFilter(logging.Filter):
         return True
 
 
+ACCEPT_EXHAUSTED = "socket.accept() out of system resource"
+"""How asyncio's record of a listener that cannot accept (no file descriptor, no memory) begins."""
+
+
+class AcceptExhaustedFilter(logging.Filter):
+    """Lets asyncio's "out of system resource" record through once per ``interval`` seconds.
+
+    When file descriptors run out, asyncio logs that record with a traceback on every accept
+    attempt of every listener, and reschedules each of them: tens of thousands of lines a second,
+    filling the disk exactly when the process is short of resources. The first record is kept,
+    as one line; the next one ``interval`` seconds later, with ``suppressed`` saying how many
+    were dropped in between.
+    """
+
+    def __init__(self, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop ``record`` if it repeats the last one too soon; keep every other record."""
+        if not (isinstance(record.msg, str) and record.msg.startswith(ACCEPT_EXHAUSTED)):
+            return True
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            self._suppressed += 1
+            return False
+        error = record.exc_info[1] if record.exc_info else None
+        # asyncio's message goes on with "socket: <the listener's repr>" on a line of its own.
+        _, _, rest = record.msg.partition("\nsocket: ")
+        record.msg, record.args = "cannot accept a connection: out of system resources", ()
+        record.error = str(error) if error is not None else None
+        record.socket = rest.partition("\n")[0] or None
+        record.suppressed = self._suppressed
+        record.exc_info, record.exc_text = None, None
+        self._last, self._suppressed = now, 0
+        return True
+
+
 def configure_process_logging(level: int | str) -> None:
     """A process entry point's logging: pdp's records at ``level``, and every library's (aiohttp,
     asyncio, grpc, asyncpg) at warning and up, all as JSON lines on stderr. Without the second,
     a library's record falls through to Python's last-resort handler: plain text, tracebacks
     over many lines, which a log pipeline cannot parse. aiohttp's report of an unparsable request
-    becomes one warning without the request's text (see :class:`MalformedRequestFilter`)."""
+    becomes one warning without the request's text (see :class:`MalformedRequestFilter`), and
+    asyncio's report of a listener out of file descriptors is rate-limited
+    (see :class:`AcceptExhaustedFilter`)."""
     # Imported here: both processes serve aiohttp, but this module is also used without it.
     from aiohttp.http_exceptions import BadHttpMessage
 
@@ -121,3 +176,6 @@ def configure_process_logging(level: int | str) -> None:
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(known, MalformedRequestFilter) for known in server.filters):
         server.addFilter(MalformedRequestFilter(BadHttpMessage))
+    loop_logger = logging.getLogger("asyncio")
+    if not any(isinstance(known, AcceptExhaustedFilter) for known in loop_logger.filters):
+        loop_logger.addFilter(AcceptExhaustedFilter())

@@ -26,8 +26,17 @@ from pdp.bundle.atomic import write_atomically
 
 BUNDLE_FILE = "bundle.tar.gz"
 
-MAX_PERSISTED_BYTES = Limits().max_total_bytes + 16 * 1024 * 1024
-"""The largest file loaded: the bundle limit plus tar and gzip framing, as for any candidate."""
+ARCHIVE_OVERHEAD_BYTES = 16 * 1024 * 1024
+"""Tar headers and gzip framing on top of a bundle's files: generous, only a memory bound."""
+
+
+def max_archive_bytes(limits: Limits) -> int:
+    """The largest bundle file worth reading under ``limits``: its files' bytes plus framing."""
+    return limits.max_total_bytes + ARCHIVE_OVERHEAD_BYTES
+
+
+MAX_PERSISTED_BYTES = max_archive_bytes(Limits())
+"""The largest persisted file loaded under the default limits, as for any other candidate."""
 
 
 class CorruptPersistedFile(OSError):

@@ -66,6 +66,9 @@ DATA_PATHS: Mapping[str, DataPath] = {
     "policyengine/allow": DataPath("check_access", _allowed),
 }
 
+CLIENT_CLOSED_REQUEST = 499
+"""The ``code`` label of a request whose client disconnected before it was answered (nginx's)."""
+
 DATA_ROUTE = "/v1/data/{path}"
 """The ``route`` label of every decision request in ``pdp_http_requests``."""
 
@@ -379,6 +382,12 @@ def _middleware(
             if exc.status < 400:
                 raise
             answer = response_for(exc)
+        except ConnectionError:
+            # The client hung up before its body arrived: not our error, and no answer can reach
+            # it. Re-raising would not help: aiohttp logs any handler exception as an error and
+            # counts nothing. This answer is only counted (as nginx's 499, client closed request,
+            # so a flood of them shows); aiohttp fails to send it and drops the connection quietly.
+            answer = web.Response(status=CLIENT_CLOSED_REQUEST)
         except Exception as exc:
             answer = response_for(exc)
         finally:

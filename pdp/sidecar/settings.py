@@ -182,7 +182,18 @@ class RunSettings(BaseModel):
         if value is None:
             return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+            # Imported on this error path only: the runtime package is heavy to load for settings.
+            from pdp.runtime.logs import public_url
+
+            # Shown without query, fragment or user:password, which may hold a credential; a
+            # value too mangled for that (an '@' left, or one urlsplit refuses) is not shown.
+            try:
+                shown: str | None = public_url(value)
+            except ValueError:
+                shown = None
+            if shown is None or "@" in shown:
+                raise ValueError("must be an http:// or https:// URL")
+            raise ValueError(f"must be an http:// or https:// URL, got {shown!r}")
         if "@" in urlsplit(value).netloc:
             # Credentials in a URL end up in every message that names the URL (logs, status);
             # the value is not echoed here for the same reason.

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from pdp.runtime import configure_logging
+from pdp.runtime.logs import AcceptExhaustedFilter
 
 
 @pytest.fixture
@@ -112,3 +113,56 @@ def test_a_process_logs_an_unparsable_request_as_one_warning_without_its_text() 
         ("warning", "refused a malformed HTTP request"), ("error", "other kept")]
     assert (events[0]["remote"], events[0]["error"]) == ("10.0.0.9", "BadHttpMessage")
     assert "exception" not in events[0]
+
+
+def _accept_failure(logger: logging.Logger) -> None:
+    """Log what asyncio's default exception handler logs when accept() finds no descriptor."""
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError:
+        logger.error("socket.accept() out of system resource\nsocket: <listener 127.0.0.1:8181>",
+                     exc_info=True)
+
+
+def test_a_listener_out_of_descriptors_is_logged_once_per_interval(
+        captured: tuple[logging.Logger, io.StringIO]) -> None:
+    """Out of file descriptors, the log gets one line per interval with a count, not a flood."""
+    logger, stream = captured
+    now = [100.0]
+    logger.addFilter(AcceptExhaustedFilter(interval=10.0, clock=lambda: now[0]))
+    for _ in range(1000):
+        _accept_failure(logger)
+    logger.error("another error")  # other records are untouched
+    now[0] += 9.9
+    _accept_failure(logger)
+    now[0] += 0.1
+    _accept_failure(logger)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["msg"], e.get("suppressed")) for e in events] == [
+        ("cannot accept a connection: out of system resources", 0),
+        ("another error", None),
+        ("cannot accept a connection: out of system resources", 1000)]
+    assert (events[0]["error"], events[0]["socket"]) == (
+        "[Errno 24] Too many open files", "<listener 127.0.0.1:8181>")
+    assert "exception" not in events[0]
+
+
+def test_a_process_rate_limits_asyncio_accept_failures() -> None:
+    """Both processes install the rate limit: asyncio's accept failures are one JSON line."""
+    program = (
+        "import asyncio\n"
+        "from pdp.runtime import configure_process_logging\n"
+        "configure_process_logging('INFO')\n"
+        "async def main():\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    context = {'message': 'socket.accept() out of system resource',\n"
+        "               'exception': OSError(24, 'Too many open files')}\n"
+        "    for _ in range(1000):\n"
+        "        loop.call_exception_handler(context)\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True,
+                            text=True, check=True)
+    (event,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert (event["logger"], event["level"], event["error"]) == (
+        "asyncio", "error", "[Errno 24] Too many open files")

@@ -12,8 +12,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from runtime_support import COMPLIANT_LISTING, EngineFactory, FakeClock, Signing, sample
 
+from pdp.bundle import Limits
 from pdp.runtime import BundleStore, BundleUpdate, FileSource
-from pdp.runtime.persist import CorruptPersistedFile
+from pdp.runtime.persist import CorruptPersistedFile, max_archive_bytes
 
 
 async def test_activated_bundle_is_persisted(make_engine: EngineFactory, signing: Signing,
@@ -202,6 +203,7 @@ async def test_a_persisted_path_that_is_no_regular_file_is_reported_not_fatal(
     status = engine.status()
     assert status["state"] == "starting"
     assert status["last_error"]["source"] == "persisted"
+    assert status["last_error"]["reason"] == "persisted_corrupt"
     assert "corrupt persisted bundle" in status["last_error"]["message"]
     assert sample(registry, "pdp_bundle_persist_failures_total", operation="load") == 1
 
@@ -215,6 +217,22 @@ def test_a_persisted_file_larger_than_a_bundle_is_not_read_whole(tmp_path: Path)
     store.save(b"x" * 1025, confirmed_at=1000.0)
     with pytest.raises(CorruptPersistedFile, match="larger than the 1024-byte limit"):
         store.load()
+
+
+async def test_the_persisted_file_is_bounded_by_the_engines_own_limits(
+        make_engine: EngineFactory, tmp_path: Path, registry: CollectorRegistry) -> None:
+    """A sidecar with a smaller bundle limit does not read a persisted file beyond that limit
+    (plus framing) into memory: it is refused as corrupt, as a bundle file of that size is."""
+    limits = Limits(max_total_bytes=1024)
+    persist = tmp_path / "persist"
+    persist.mkdir()
+    (persist / "bundle.tar.gz").write_bytes(b"x" * (max_archive_bytes(limits) + 1))
+    engine = make_engine(limits=limits)
+    await engine.start()
+    error = engine.status()["last_error"]
+    assert error["reason"] == "persisted_corrupt"
+    assert f"larger than the {max_archive_bytes(limits)}-byte limit" in error["message"]
+    assert sample(registry, "pdp_bundle_loads_total", source="persisted", result="failure") == 0
 
 
 def test_the_persist_directory_is_private_whatever_the_umask(tmp_path: Path) -> None:

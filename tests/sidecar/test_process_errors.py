@@ -120,3 +120,28 @@ async def test_an_all_interfaces_sidecar_accepts_any_host(
     async with http.get(sidecar.url("/v1/policies"),
                         headers={"Host": "pdp.internal:8181"}) as answer:
         assert answer.status == 200
+
+
+async def test_a_client_gone_mid_body_is_no_error(
+    spawn: Any, http: aiohttp.ClientSession
+) -> None:
+    """A client that hangs up before its body is sent is counted as 499, not logged as a 500."""
+    sidecar: SidecarProcess = spawn("--dev")
+    await sidecar.wait_ready(http)
+    request = (b"POST /v1/data/policyengine/check_access HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Length: 500\r\n\r\n{\"input\":")
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", sidecar.http_port), timeout=10) as conn:
+            conn.sendall(request)
+    counted = 'pdp_http_requests_total{code="499",route="/v1/data/{path}"} 20.0'
+    async with asyncio.timeout(10):
+        while True:
+            async with http.get(sidecar.url("/metrics")) as answer:
+                metrics = await answer.text()
+            if counted in metrics:
+                break
+            await asyncio.sleep(0.05)
+    assert 'code="500"' not in metrics
+    assert await asyncio.to_thread(sidecar.stop) == 0
+    sidecar.kill()
+    assert [e for e in sidecar.logs if e["level"] == "error"] == []

@@ -305,6 +305,25 @@ def test_credentials_in_a_control_plane_url_are_refused_without_echoing_them() -
     assert "bundle_token_file" in str(caught.value) and "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("option", "value", "shown"), [
+    ("bundle_url", "ftp://bot:hunter2@cp.example/b?X-Amz-Signature=hunter2#hunter2",
+     "URL, got 'ftp://cp.example/b'"),
+    ("control_url", "cp.example:8282/b?token=hunter2", "URL, got 'cp.example:8282/b'"),
+    ("control_url", "bot:hunter2@cp.example/b", "URL"),
+])
+def test_a_url_that_is_not_http_is_named_without_its_credentials(
+        option: str, value: str, shown: str) -> None:
+    """A mistyped control-plane URL is refused naming what was given, but a signed query,
+    fragment or user:password in it is not repeated on the terminal or in the pod's log."""
+    settings = {option: value, "verification_key": ["k.pem"]}
+    if option == "control_url":
+        settings["dev"] = True
+    with pytest.raises(ConfigError) as caught:
+        load_settings(settings)
+    assert str(caught.value).endswith(f"{option}: must be an http:// or https:// {shown}")
+    assert "hunter2" not in str(caught.value)
+
+
 def test_a_ca_file_that_cannot_be_loaded_is_a_configuration_error(tmp_path: Path) -> None:
     """A missing or garbage --bundle-ca-file is named at start, not found out by a sidecar
     that never reaches its bundle server."""
