@@ -67,13 +67,13 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--order-by", help="e.g. 'updated_at desc'")
     listing.set_defaults(handler=_policy_list)
     get = actions.add_parser("get", help="show one policy")
-    get.add_argument("policy_id", metavar="ID")
+    get.add_argument("policy_id", metavar="ID", type=_policy_id)
     get.set_defaults(handler=_policy_get)
     apply = actions.add_parser("apply", help="create or update the policies in a YAML/JSON file")
     apply.add_argument("-f", "--file", type=Path, required=True, help="file ('-' for stdin)")
     apply.set_defaults(handler=_policy_apply)
     delete = actions.add_parser("delete", help="delete a policy (kept in its history)")
-    delete.add_argument("policy_id", metavar="ID")
+    delete.add_argument("policy_id", metavar="ID", type=_policy_id)
     delete.set_defaults(handler=_policy_delete)
 
     publish = commands.add_parser("publish", help="publish the draft as a signed bundle")
@@ -97,6 +97,14 @@ def register(subparsers: Any) -> None:
     decisions.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     decisions.add_argument("--id", dest="decision_id", help="only this decision id")
     decisions.set_defaults(handler=_decisions)
+
+
+def _policy_id(text: str) -> str:
+    # An empty id (a shell variable that was not set) asked for /v1/policies/, which answered
+    # a bare "HTTP 404: Not Found" naming neither the policy nor the mistake.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a policy id must not be empty")
+    return text
 
 
 def _positive_seconds(text: str) -> float:

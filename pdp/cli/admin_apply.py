@@ -36,6 +36,9 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
         # PyYAML nests recursively: `[[[[...` thousands deep exhausts the stack. A policy is
         # a few levels deep (the control plane refuses JSON deeper than 64 anyway).
         raise AdminError(f"{name}: nested too deeply to be a policy file") from None
+    if not documents:
+        # Applying nothing and exiting 0 hid a wrong path or a truncated file from scripts.
+        raise AdminError(f"{name}: holds no policy documents; nothing was applied")
     for index, document in enumerate(documents):
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
             raise AdminError(f"{name}: document {index + 1} is not a policy with an 'id'")

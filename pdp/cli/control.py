@@ -49,14 +49,15 @@ def register(subparsers: Any) -> None:
     # Every option of ControlSettings is a flag; its description is the help text.
     for name, field in ControlSettings.model_fields.items():
         metavar = "DSN" if name == "database_url" else None
+        choices = typing.get_args(field.annotation) \
+            if typing.get_origin(field.annotation) is typing.Literal else None
         parser.add_argument("--" + name.replace("_", "-"), dest=name, metavar=metavar,
-                            type=_flag_type(field.annotation),
+                            type=_flag_type(field.annotation), choices=choices,
                             help=_help(field.description or name,
                                        None if field.is_required() else field.default))
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="YAML file of options (keys are option names with underscores)")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                        default="info", help="least severe log level written (default info)")
+                        help="YAML file of options (keys are option names with underscores; "
+                             "default: $PDP_CONFIG, else none)")
     parser.set_defaults(func=run_control)
     commands = parser.add_subparsers(dest="control_command", metavar="COMMAND")
     create = commands.add_parser(
@@ -103,7 +104,7 @@ def run_control(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"pdp control: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    configure_process_logging(args.log_level.upper())
+    configure_process_logging(settings.log_level.upper())
     try:
         asyncio.run(serve_until_signalled(settings, seed_dir=seed_dir, publish_pause=pause))
     except ConfigurationError as exc:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ LISTEN_RETRY_MIN_SECONDS = 0.1
 LISTEN_RETRY_MAX_SECONDS = 2.0
 # How long the LISTEN connection may take to answer a ping before it is re-opened.
 LISTEN_PING_TIMEOUT_SECONDS = 5.0
+# How often a held long-poll looks whether its client is still there.
+ABANDONED_CHECK_SECONDS = 1.0
 # The file in --bundle-dir holding the latest bundle (DESIGN §8.4; `main` is the bundle's name).
 BUNDLE_FILE_NAME = "main.tar.gz"
 
@@ -166,11 +169,13 @@ class BundleFeed:
         if self._directory is not None and latest is not None:
             await self._directory.write(latest)
 
-    async def wait_for_change(self, etag: str | None, seconds: float) -> BundleRecord | None:
+    async def wait_for_change(self, etag: str | None, seconds: float, *,
+                              abandoned: Callable[[], bool] | None = None) -> BundleRecord | None:
         """The latest bundle as soon as its ETag differs from `etag`, or after `timeout` seconds.
 
         Returns at once when the client's copy is already out of date; returns the unchanged latest
-        bundle (possibly None) when `seconds` pass first.
+        bundle (possibly None) when `seconds` pass first, or within a second of `abandoned()`
+        becoming true (the client went away: nobody is left to answer).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(seconds, 0.0)
@@ -180,12 +185,14 @@ class BundleFeed:
             if latest is not None and latest.etag != etag:
                 return latest
             remaining = deadline - loop.time()
-            if remaining <= 0 or self._released:
+            if remaining <= 0 or self._released or (abandoned is not None and abandoned()):
                 return latest
-            try:
+            # Nothing tells a handler that its client is gone (aiohttp cancels it only with
+            # handler_cancellation, which would also cancel publishes), so look every second.
+            if abandoned is not None:
+                remaining = min(remaining, ABANDONED_CHECK_SECONDS)
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                return self._latest
 
     async def _recheck_forever(self) -> None:
         retry = LISTEN_RETRY_MIN_SECONDS

@@ -51,6 +51,11 @@ def _bundle_response(record: BundleRecord) -> web.Response:
     )
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 async def get_bundle(request: web.Request) -> web.StreamResponse:
     """Serve the latest bundle, long-polling when the client's copy is current (the route
     requires ``Permission.DOWNLOAD``, checked by the app's middleware)."""
@@ -66,7 +71,14 @@ async def get_bundle(request: web.Request) -> web.StreamResponse:
         # the current one), or until something is published at all.
         with plane.metrics.long_polls_waiting.track_inprogress():
             latest = await plane.feed.wait_for_change(
-                latest.etag if latest is not None else None, wait)
+                latest.etag if latest is not None else None, wait,
+                abandoned=lambda: _client_gone(request))
+        if _client_gone(request):
+            # A client that closed its connection while waiting gets no token lookup, no answer
+            # and no count: thousands of them would otherwise each cost a query on the next
+            # publish and show up as downloads that never happened. 499 (nginx's "client
+            # closed request") is what the access log shows; nothing is sent.
+            return web.Response(status=499)
         # The caller was authenticated before the wait, which can last a minute: a token
         # revoked meanwhile must not receive what was published meanwhile.
         await plane.tokens.authenticate(bearer_token(request.headers.get("Authorization")))
@@ -83,5 +95,8 @@ async def get_bundle(request: web.Request) -> web.StreamResponse:
     return answer
 
 
-ROUTES: list[Route] = [("GET", "/bundles/{name}", get_bundle, Permission.DOWNLOAD)]
-"""The bundle server's route."""
+# HEAD answers as GET would, headers only (aiohttp drops the body): how a probe or a script
+# learns the current ETag and sequence without downloading the bundle.
+ROUTES: list[Route] = [("GET", "/bundles/{name}", get_bundle, Permission.DOWNLOAD),
+                       ("HEAD", "/bundles/{name}", get_bundle, Permission.DOWNLOAD)]
+"""The bundle server's routes."""

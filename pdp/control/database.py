@@ -61,10 +61,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+# How asyncpg words a call on a connection PostgreSQL terminated meanwhile: its internals
+# ("released back to the pool") sent operators looking for a bug in the pool, not for the
+# terminated backend or restarted server it was.
+_LOST_CONNECTION = ("connection has been released back to the pool",
+                    "the underlying connection is closed")
+
+
 def problem(exc: BaseException) -> str:
     """What went wrong with the database, for people: a timeout's own text is empty."""
     if isinstance(exc, TimeoutError) and not str(exc):
         return "no answer in time (--database-timeout)"
+    if isinstance(exc, asyncpg.InterfaceError) and any(w in str(exc) for w in _LOST_CONNECTION):
+        return "the connection to PostgreSQL was lost"
     return str(exc) or type(exc).__name__
 
 

@@ -19,6 +19,7 @@ from pdp.control.errors import (
     AlreadyExistsError,
     AuthenticationError,
     BodyTooLargeError,
+    ClientGoneError,
     ControlError,
     NotFoundError,
     NotPublishedError,
@@ -59,6 +60,12 @@ def json_error(status: int, code: str, message: str, **extra: Any) -> web.Respon
 
 def response_for(exc: BaseException) -> web.Response:
     """The HTTP answer for `exc`."""
+    if isinstance(exc, ClientGoneError):
+        # Nothing to answer and nothing wrong here: not a warning, and not the 503 of a lost
+        # database connection (both surface as ConnectionResetError). 499 is nginx's "client
+        # closed request", for the access log; the write that follows finds no connection.
+        log.debug("client gone while serving a request: %s", exc)
+        return web.Response(status=499)
     if isinstance(exc, ControlError):
         for kind, status, code in _STATUS:
             if isinstance(exc, kind):

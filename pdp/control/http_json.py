@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from pdp.control.database import check_storable
-from pdp.control.errors import BodyTooLargeError, RequestError
+from pdp.control.errors import BodyTooLargeError, ClientGoneError, RequestError
 from pdp.core import MAX_JSON_DEPTH, FieldError, json_too_deep
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -26,6 +26,9 @@ async def read_json(request: web.Request, *, limit: int = MAX_BODY_BYTES) -> Any
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLargeError(f"request body exceeds {limit} bytes") from None
+    except ConnectionResetError:
+        # aiohttp fails the read this way when the connection is lost mid-body.
+        raise ClientGoneError("the client closed the connection before sending its body") from None
     except web.RequestPayloadError as exc:
         # aiohttp keeps the parser's own error (say, a gzip body that is not gzip) as the cause.
         reason = getattr(exc.__cause__, "message", None) or str(exc)

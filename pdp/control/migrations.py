@@ -8,6 +8,7 @@ first applies what is missing, the others then find nothing to do.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -15,6 +16,8 @@ from importlib import resources
 import asyncpg
 
 from pdp.control.errors import StoreUnavailableError
+
+log = logging.getLogger(__name__)
 
 # An arbitrary constant shared by every replica; "pdp\0mig" read as an integer.
 MIGRATION_LOCK_ID = 0x7064700006D6967
@@ -60,10 +63,24 @@ async def applied_versions(conn: asyncpg.Connection) -> set[int]:
     return {int(row["version"]) for row in rows}
 
 
+async def _lock(conn: asyncpg.Connection) -> None:
+    if await conn.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK_ID):
+        return
+    # Held by another replica migrating, or by a session stuck with it: start-up waits as long
+    # as it is held, and without this line an operator saw a replica hang, saying nothing.
+    holders = await conn.fetch(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid = $1 AND objid = $2 AND objsubid = 1",
+        MIGRATION_LOCK_ID >> 32, MIGRATION_LOCK_ID & 0xFFFFFFFF)
+    log.warning("waiting for the migration lock, held by another PostgreSQL session (pid %s)",
+                ", ".join(str(row["pid"]) for row in holders) or "unknown")
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+
+
 async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
     """Apply every migration not yet recorded; return the versions applied by this call."""
     applied_now: list[int] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+    await _lock(conn)
     step = "the schema_migrations table"
     try:
         await conn.execute(_CREATE_TABLE)

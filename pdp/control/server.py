@@ -52,10 +52,11 @@ class ControlServer:
                                               clock=self._clock, registry=self._registry,
                                               publish_pause=self._publish_pause)
         http = self.settings.http_listen
-        self._runner = web.AppRunner(make_app(self.plane), access_log=None)
+        # The grace period belongs to the runner (on the site it is deprecated since aiohttp 3.9).
+        self._runner = web.AppRunner(make_app(self.plane), access_log=None,
+                                     shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, http.host, http.port,
-                           shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+        site = web.TCPSite(self._runner, http.host, http.port)
         try:
             await site.start()
         except OSError as exc:

@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pdp.control.errors import ConfigurationError
-from pdp.sidecar.options import layered_options
-from pdp.sidecar.settings import ListenAddress, parse_listen_address
+from pdp.sidecar.options import gather_options
+from pdp.sidecar.settings import ListenAddress, LogLevel, parse_listen_address
 
 ONE_MIB = 1024 * 1024
 
@@ -63,6 +63,7 @@ class ControlSettings(BaseModel):
     pool_size: int = Field(
         default=10, ge=2, le=100, description="PostgreSQL connections per replica"
     )
+    log_level: LogLevel = Field(default="info", description="least severe log level written")
 
     @field_validator("signing_key", "bundle_dir", "seed_dir", mode="before")
     @classmethod
@@ -92,16 +93,28 @@ class ControlSettings(BaseModel):
 
 def load_control_settings(flags: Mapping[str, Any],
                           config_file: Path | None = None) -> ControlSettings:
-    """Settings from `config_file` (YAML), then ``PDP_*`` variables, then flags (None = not given);
-    a later layer wins. ConfigurationError names each bad option."""
+    """Settings from `config_file` (YAML; else the file named by ``PDP_CONFIG``, as for `pdp
+    run`), then ``PDP_*`` variables, then flags (None = not given); a later layer wins.
+    ConfigurationError names each bad option, and the variable or file it came from."""
     given = {name: value for name, value in flags.items() if value is not None}
-    layered = layered_options(ControlSettings, given, config_file=config_file,
-                              environ=os.environ, error=ConfigurationError)
+    env_config = os.environ.get("PDP_CONFIG")
+    path = config_file or (Path(env_config) if env_config else None)
+    layered = gather_options(ControlSettings, given, config_file=path, environ=os.environ,
+                             error=ConfigurationError)
     try:
-        return ControlSettings(**layered)
+        return ControlSettings(**layered.values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'.'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigurationError(problems) from None
+        raise ConfigurationError(_describe(exc, layered.sources)) from None
+
+
+def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
+    parts = []
+    for err in error.errors():
+        option = f"--{'.'.join(str(p) for p in err['loc']).replace('_', '-')}"
+        # The flag's name alone sent operators looking for a flag nobody typed: a value from
+        # PDP_* or the config file is named by where it came from.
+        source = sources.get(str(err["loc"][0])) if err["loc"] else None
+        if source is not None:
+            option += f" (from {source})"
+        parts.append(f"{option}: {err['msg']}")
+    return "; ".join(parts)

@@ -15,11 +15,13 @@ from control_support import (
     make_keys,
     settings_for,
 )
+from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
 from pdp.control.auth import Role
 from pdp.control.http_app import make_app
 from pdp.control.plane import ControlPlane, open_control_plane
+from pdp.control.server import ControlServer
 
 
 @pytest.fixture
@@ -49,3 +51,14 @@ async def client(plane: ControlPlane,
                  aiohttp_client: AiohttpClient) -> ApiClient:
     """The admin API on a real socket on 127.0.0.1."""
     return await aiohttp_client(make_app(plane))
+
+
+@pytest.fixture
+async def served(database_url: str, keys: SigningKeys) -> AsyncIterator[ControlServer]:
+    """A seeded control plane served as `pdp control` serves it (not by aiohttp's test server,
+    which cancels a handler whose client hangs up; the real one does not)."""
+    server = ControlServer(settings_for(database_url, keys), seed_dir=MARKETPLACE,
+                           registry=CollectorRegistry())
+    await server.start()
+    yield server
+    await server.stop()

@@ -185,11 +185,56 @@ async def test_control_with_a_malformed_key_id_names_the_key_id_option(
     assert code == 2 and "pdp control: --key-id: key id 'bad id'" in err, err
 
 
+
+async def test_control_reads_its_config_file_and_log_level_from_the_environment(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """`PDP_CONFIG` and `PDP_LOG_LEVEL` configure `pdp control` as they do `pdp run` (its
+    --help says options come from the config file and PDP_*)."""
+    http = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "control.yaml"
+    config.write_text(yaml.safe_dump({"http_addr": http, "grpc_addr": f"127.0.0.1:{free_port()}",
+                                      "signing_key": str(keys.private), "key_id": keys.key_id}))
+    running = await start(["control", "--database-url", database_url], tmp_path / "control.log",
+                          cwd=tmp_path,
+                          env={"PDP_CONFIG": str(config), "PDP_LOG_LEVEL": "warning"})
+    try:
+        await wait_until_ready(f"http://{http}/health/ready", running)
+    finally:
+        assert await running.stop() == 0, running.output()
+    assert '"level":"info"' not in running.output(), running.output()
+
+
 async def test_admin_without_a_token_file_is_a_usage_error(tmp_path: Path) -> None:
     """Leaving out --token-file exits 2 naming it (DESIGN §8.5), before any request is sent."""
     code, _, err = await run_pdp("admin", "--server", "http://127.0.0.1:1", "fleet",
                                  cwd=tmp_path, env={"PDP_TOKEN_FILE": ""})
     assert code == 2 and "--token-file (or PDP_TOKEN_FILE) is required" in err, err
+
+
+
+@pytest.mark.parametrize("action", ["get", "delete"])
+async def test_admin_refuses_an_empty_policy_id(tmp_path: Path, action: str) -> None:
+    """`policy get ''` (an unset shell variable) is a usage error saying the id is empty, not
+    the server's bare 404 for /v1/policies/."""
+    token_file = tmp_path / "t"
+    token_file.write_text("pdp_token\n")
+    code, _, err = await run_pdp("admin", "--server", "http://127.0.0.1:1", "--token-file",
+                                 str(token_file), "policy", action, "", cwd=tmp_path)
+    assert code == 2 and "a policy id must not be empty" in err, err
+
+
+@pytest.mark.parametrize("text", ["", "# nothing here\n", "---\n---\n"])
+async def test_admin_apply_of_a_file_without_policies_is_refused(tmp_path: Path,
+                                                                 text: str) -> None:
+    """Applying an empty file exits 1 saying nothing was applied, rather than 0 and silence."""
+    token_file, policies = tmp_path / "t", tmp_path / "empty.yaml"
+    token_file.write_text("pdp_token\n")
+    policies.write_text(text)
+    code, out, err = await run_pdp("admin", "--server", "http://127.0.0.1:1", "--token-file",
+                                   str(token_file), "policy", "apply", "-f", str(policies),
+                                   cwd=tmp_path)
+    assert code == 1 and out == "", (out, err)
+    assert f"{policies}: holds no policy documents; nothing was applied" in err, err
 
 
 async def test_admin_refuses_a_token_file_with_a_control_character(tmp_path: Path) -> None:

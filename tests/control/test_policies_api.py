@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from typing import Any
 
 import pytest
-from control_support import ApiClient, bearer, snapshot
+from control_support import ApiClient, bearer, create_tokens, snapshot
 
 from pdp.control.auth import Role
 from pdp.control.plane import ControlPlane
+from pdp.control.server import ControlServer
 
 SEEDED = ["confidential-certification-required", "data-residency-required",
           "enterprise-sla-minimum", "https-required", "restricted-countries"]
@@ -379,3 +381,26 @@ async def test_evaluate_of_an_unknown_query_is_a_404(client: ApiClient,
     """Only the core's queries exist."""
     answer = await client.post("/v1/evaluate/launch_rockets", json={"input": {}}, headers=editor)
     assert answer.status == 404
+
+
+async def test_a_client_hanging_up_mid_body_is_not_logged_as_a_database_outage(
+        served: ControlServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Clients that drop their connection half-way through a body leave no warning about
+    PostgreSQL in the log, where operators would go looking for an outage that never happened."""
+    assert served.plane is not None and served.http_address is not None
+    tokens = await create_tokens(served.plane.pool)
+    with caplog.at_level(logging.DEBUG, logger="pdp.control"):
+        for path, role in (("/v1/policies", Role.EDITOR), ("/v1/status", Role.SIDECAR)):
+            _, writer = await asyncio.open_connection(served.http_address.host,
+                                                      served.http_address.port)
+            writer.write((f"POST {path} HTTP/1.1\r\nHost: pdp\r\n"
+                          f"Authorization: Bearer {tokens[role]}\r\n"
+                          "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                          '{"id":').encode())
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.3)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert sum("client gone" in r.getMessage() for r in caplog.records) == 2

@@ -15,13 +15,16 @@ from control_support import (
     ApiClient,
     SigningKeys,
     bearer,
+    create_tokens,
     settings_for,
     snapshot,
 )
+from pytest_aiohttp import AiohttpClient
 
 from pdp.bundle import Keyring, load_bundle, write_key_pair
 from pdp.control.auth import Principal, Role
 from pdp.control.bundle_server import CONTENT_TYPE
+from pdp.control.http_app import make_app
 from pdp.control.plane import ControlPlane, open_control_plane
 from pdp.control.publish_pause import PublishPause
 
@@ -373,3 +376,28 @@ async def test_a_publish_reads_the_draft_as_of_one_moment(
     has_policy = loaded.policy_set.get("extra") is not None
     has_data = "regions" in loaded.policy_set.data
     assert has_policy == has_data, (has_policy, has_data)
+
+
+async def test_a_publish_whose_connection_is_terminated_names_the_lost_connection(
+        database_url: str, keys: SigningKeys, aiohttp_client: AiohttpClient) -> None:
+    """A publish whose database session is killed answers 503 saying the connection to
+    PostgreSQL was lost, not asyncpg's "released back to the pool" (which reads as our bug)."""
+    pausing = await open_control_plane(settings_for(database_url, keys), seed_dir=MARKETPLACE,
+                                       publish_pause=PublishPause("after_lock", 1.0))
+    try:
+        client = await aiohttp_client(make_app(pausing))
+        tokens = await create_tokens(pausing.pool)
+        publishing = asyncio.create_task(
+            client.post("/v1/publish", headers=bearer(tokens[Role.PUBLISHER])))
+        await asyncio.sleep(0.5)  # inside the pause: the publish lock is held
+        killed = await pausing.pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE query LIKE '%coalesce(max(sequence)%' AND pid <> pg_backend_pid()")
+        assert killed == 1
+        answer = await publishing
+        assert answer.status == 503
+        body = await answer.json()
+        assert "the connection to PostgreSQL was lost" in body["message"], body
+        assert "pool" not in body["message"], body
+    finally:
+        await pausing.close()

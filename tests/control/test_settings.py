@@ -56,5 +56,43 @@ def test_an_empty_bundle_dir_variable_is_refused(monkeypatch: pytest.MonkeyPatch
     """An empty PDP_BUNDLE_DIR (a template's unset variable) is refused, not taken as the
     current directory."""
     monkeypatch.setenv("PDP_BUNDLE_DIR", "")
-    with pytest.raises(ConfigurationError, match=r"--bundle-dir: .*must not be empty"):
+    with pytest.raises(ConfigurationError,
+                       match=r"--bundle-dir \(from PDP_BUNDLE_DIR\): .*must not be empty"):
         load_control_settings(REQUIRED)
+
+
+def test_a_bad_value_from_the_environment_names_its_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator who never typed --max-wait-seconds is told which variable to fix."""
+    monkeypatch.setenv("PDP_MAX_WAIT_SECONDS", "abc")
+    with pytest.raises(ConfigurationError,
+                       match=r"--max-wait-seconds \(from PDP_MAX_WAIT_SECONDS\): Input should"):
+        load_control_settings(REQUIRED)
+
+
+def test_a_bad_value_from_the_file_names_the_file(tmp_path: Path) -> None:
+    """A value from the config file is reported as coming from it."""
+    config = tmp_path / "control.yaml"
+    config.write_text("pool_size: many\n")
+    with pytest.raises(ConfigurationError, match=rf"--pool-size \(from config file {config}\)"):
+        load_control_settings(REQUIRED, config)
+
+
+def test_the_log_level_is_an_option_like_the_others(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """log_level is accepted in the config file and from PDP_LOG_LEVEL, as for `pdp run`."""
+    config = tmp_path / "control.yaml"
+    config.write_text("log_level: debug\n")
+    assert load_control_settings(REQUIRED, config).log_level == "debug"
+    monkeypatch.setenv("PDP_LOG_LEVEL", "warning")
+    assert load_control_settings(REQUIRED, config).log_level == "warning"
+
+
+def test_pdp_config_names_the_config_file(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """PDP_CONFIG is read when --config is not given, as for `pdp run`; --config wins."""
+    (tmp_path / "env.yaml").write_text("http_addr: 127.0.0.1:1001\n")
+    (tmp_path / "flag.yaml").write_text("http_addr: 127.0.0.1:1002\n")
+    monkeypatch.setenv("PDP_CONFIG", str(tmp_path / "env.yaml"))
+    assert load_control_settings(REQUIRED).http_addr == "127.0.0.1:1001"
+    assert load_control_settings(REQUIRED, tmp_path / "flag.yaml").http_addr == "127.0.0.1:1002"

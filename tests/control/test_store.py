@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import asyncpg
+import pytest
 from control_support import MARKETPLACE, ApiClient, SigningKeys, settings_for
 
 from pdp.control.auth import Principal, Role
-from pdp.control.migrations import apply_migrations, available_migrations, migrations_complete
+from pdp.control.migrations import (
+    MIGRATION_LOCK_ID,
+    apply_migrations,
+    available_migrations,
+    migrations_complete,
+)
 from pdp.control.plane import ControlPlane, open_control_plane
 
 PUBLISHER = Principal(token_id=0, name="tester", role=Role.PUBLISHER)
@@ -96,3 +103,27 @@ async def test_the_api_recovers_when_database_connections_are_cut(
     assert cut > 1
     assert set(statuses) <= {200, 503}, statuses
     assert statuses[-3:] == [200, 200, 200], statuses
+
+
+async def test_a_replica_waiting_for_the_migration_lock_says_so(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Start-up blocked by another session's migration lock logs that it waits and for whom,
+    instead of hanging silently; it goes on once the lock is released."""
+    holder = await asyncpg.connect(database_url)
+    waiter = await asyncpg.connect(database_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+        holder_pid = holder.get_server_pid()
+        with caplog.at_level(logging.WARNING, logger="pdp.control.migrations"):
+            migrating = asyncio.create_task(apply_migrations(waiter))
+            await asyncio.sleep(0.5)
+            assert not migrating.done()
+            assert [r.getMessage() for r in caplog.records] == [
+                "waiting for the migration lock, held by another PostgreSQL session "
+                f"(pid {holder_pid})"]
+            await holder.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+            await asyncio.wait_for(migrating, 10)
+        assert await migrations_complete(waiter)
+    finally:
+        await holder.close()
+        await waiter.close()
