@@ -481,20 +481,33 @@ async def test_publish_wait_with_no_reporting_sidecar_says_so(control: ControlPr
     assert "no sidecar has reported" in out
 
 
-async def test_a_publish_answered_too_late_is_not_reported_as_unreachable(
-        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
-    """When the answer to a publish does not come in time, `pdp admin` says the publish may
-    have happened (it did), not that the control plane could not be reached."""
+async def _paused_control(database_url: str, keys: SigningKeys, tmp_path: Path,
+                          pause: str) -> tuple[RunningProcess, str, Path]:
+    """A ready `pdp control` whose publishes pause at `pause` (PDP_TEST_PUBLISH_PAUSE), its
+    HTTP address and an admin token file."""
     http = f"127.0.0.1:{free_port()}"
     running = await start(["control", "--database-url", database_url, "--signing-key",
                            str(keys.private), "--key-id", keys.key_id, "--http-addr", http,
                            "--grpc-addr", f"127.0.0.1:{free_port()}"],
                           tmp_path / "control.log", cwd=tmp_path,
-                          env={"PDP_TEST_PUBLISH_PAUSE": "before_commit:3"})
+                          env={"PDP_TEST_PUBLISH_PAUSE": pause})
     try:
         await wait_until_ready(f"http://{http}/health/ready", running)
         token_file = tmp_path / "admin.token"
         token_file.write_text(await create_token(database_url, "admin", tmp_path))
+    except BaseException:
+        await running.stop()
+        raise
+    return running, http, token_file
+
+
+async def test_a_publish_answered_too_late_is_not_reported_as_unreachable(
+        database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
+    """When the answer to a publish does not come in time, `pdp admin` says the publish may
+    have happened (it did), not that the control plane could not be reached."""
+    running, http, token_file = await _paused_control(database_url, keys, tmp_path,
+                                                      "before_commit:3")
+    try:
         code, _, err = await run_pdp("admin", "--server", f"http://{http}", "--token-file",
                                      str(token_file), "--request-timeout", "1", "publish",
                                      cwd=tmp_path)
@@ -514,16 +527,9 @@ async def test_a_publish_cut_off_by_a_crash_is_not_reported_as_unreachable(
         database_url: str, keys: SigningKeys, tmp_path: Path) -> None:
     """A control plane killed after committing a publish, before answering: `pdp admin` says
     the publish may have happened (it did), not that the control plane could not be reached."""
-    http = f"127.0.0.1:{free_port()}"
-    running = await start(["control", "--database-url", database_url, "--signing-key",
-                           str(keys.private), "--key-id", keys.key_id, "--http-addr", http,
-                           "--grpc-addr", f"127.0.0.1:{free_port()}"],
-                          tmp_path / "control.log", cwd=tmp_path,
-                          env={"PDP_TEST_PUBLISH_PAUSE": "after_commit:30"})
+    running, http, token_file = await _paused_control(database_url, keys, tmp_path,
+                                                      "after_commit:30")
     try:
-        await wait_until_ready(f"http://{http}/health/ready", running)
-        token_file = tmp_path / "admin.token"
-        token_file.write_text(await create_token(database_url, "admin", tmp_path))
         publishing = asyncio.create_task(run_pdp(
             "admin", "--server", f"http://{http}", "--token-file", str(token_file), "publish",
             cwd=tmp_path))
