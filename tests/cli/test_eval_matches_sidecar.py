@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -48,9 +49,19 @@ class Sidecar:
                 self.http = str(event["http"])
                 self._listening.set()
 
-    def wait_listening(self) -> None:
-        """Wait for the listening log line; the bundle is active by then."""
+    def wait_ready(self) -> None:
+        """Wait for the listening log line, then for readiness: the sidecar listens before its
+        bundle is active (and answers 503 until then)."""
         assert self._listening.wait(30), "".join(self.lines)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{self.http}/health/ready", timeout=5):
+                    return
+            except urllib.error.HTTPError as error:
+                error.close()
+                assert time.monotonic() < deadline, "".join(self.lines)
+                time.sleep(0.05)
 
     def decide(self, query: str, raw_input: str) -> tuple[int, Any]:
         """POST the OPA envelope around ``raw_input`` (JSON text, sent as it is)."""
@@ -81,7 +92,7 @@ def sidecar(marketplace_bundle: Path, key_dir: Path) -> Iterator[Sidecar]:
     """A sidecar serving the marketplace bundle that the `eval` calls below read too."""
     process = Sidecar(marketplace_bundle, key_dir / "k1.pem")
     try:
-        process.wait_listening()
+        process.wait_ready()
         yield process
     finally:
         process.stop()
