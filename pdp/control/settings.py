@@ -97,10 +97,8 @@ def load_control_settings(flags: Mapping[str, Any],
     run`), then ``PDP_*`` variables, then flags (None = not given); a later layer wins.
     ConfigurationError names each bad option, and the variable or file it came from."""
     given = {name: value for name, value in flags.items() if value is not None}
-    env_config = os.environ.get("PDP_CONFIG")
-    path = config_file or (Path(env_config) if env_config else None)
-    layered = gather_options(ControlSettings, given, config_file=path, environ=os.environ,
-                             error=ConfigurationError)
+    layered = gather_options(ControlSettings, given, config_file=config_file,
+                             environ=os.environ, error=ConfigurationError)
     try:
         return ControlSettings(**layered.values)
     except ValidationError as exc:

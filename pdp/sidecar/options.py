@@ -32,16 +32,11 @@ class LayeredOptions(NamedTuple):
     """Option name → ``config file PATH`` or the ``PDP_*`` variable as spelled; flags are absent."""
 
 
-def environment_options(model: type[BaseModel], environ: Mapping[str, str], *,
-                        error: type[Exception]) -> dict[str, Any]:
-    """The options of ``model`` set by ``PDP_<FIELD>`` variables (names case-insensitive, lists
-    and mappings as JSON). Raises ``error`` naming the variable whose JSON does not parse."""
-    return {name: value for name, (_, value) in _environment(model, environ, error).items()}
-
-
 def _environment(model: type[BaseModel], environ: Mapping[str, str],
                  error: type[Exception]) -> dict[str, tuple[str, Any]]:
-    # Option name → (the variable as spelled, its value).
+    # The options of `model` set by PDP_<FIELD> variables (names case-insensitive, lists and
+    # mappings as JSON), as option name → (the variable as spelled, its value). Raises `error`
+    # naming the variable whose JSON does not parse.
     by_name = {key.upper(): (key, value) for key, value in environ.items()}
     _refuse_near_misses(model, by_name, error)
     options: dict[str, tuple[str, Any]] = {}
@@ -108,20 +103,16 @@ def config_file_options(model: type[BaseModel], path: Path, *,
     return {str(key): value for key, value in raw.items()}
 
 
-def layered_options(model: type[BaseModel], flags: Mapping[str, Any], *,
-                    config_file: Path | None, environ: Mapping[str, str],
-                    error: type[Exception]) -> dict[str, Any]:
-    """File, then environment, then the flags the user typed: a later layer wins."""
-    return gather_options(model, flags, config_file=config_file, environ=environ,
-                          error=error).values
-
-
 def gather_options(model: type[BaseModel], flags: Mapping[str, Any], *,
                    config_file: Path | None, environ: Mapping[str, str],
                    error: type[Exception]) -> LayeredOptions:
-    """:func:`layered_options` with the source of each value, for naming it in an error."""
+    """The config file (``config_file``, else the one ``PDP_CONFIG`` names), then the
+    environment, then the flags the user typed: a later layer wins. Each value keeps its source,
+    for naming it in an error."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    named = environ.get(f"{ENV_PREFIX}CONFIG")
+    config_file = config_file or (Path(named) if named else None)
     if config_file:
         values.update(config_file_options(model, config_file, error=error))
         sources.update(dict.fromkeys(values, f"config file {config_file}"))

@@ -279,9 +279,7 @@ def load_settings(flags: Mapping[str, Any], config_file: Path | None = None) -> 
     ``flags`` holds only options the user actually typed. Raises :class:`ConfigError` with a
     message naming the offending option.
     """
-    env_config = os.environ.get("PDP_CONFIG")
-    path = config_file or (Path(env_config) if env_config else None)
-    layered = gather_options(RunSettings, flags, config_file=path, environ=os.environ,
+    layered = gather_options(RunSettings, flags, config_file=config_file, environ=os.environ,
                              error=ConfigError)
     try:
         return RunSettings(**layered.values)
