@@ -15,7 +15,7 @@ from aiohttp import web
 from pdp.control.admin_routes import PLANE, Route
 from pdp.control.auth import Permission, bearer_token
 from pdp.control.bundle_store import BundleRecord
-from pdp.control.errors import NotFoundError, NotPublishedError
+from pdp.control.errors import ClientGoneError, NotFoundError, NotPublishedError
 
 BUNDLE_NAME = "main"
 CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
@@ -76,9 +76,8 @@ async def get_bundle(request: web.Request) -> web.StreamResponse:
         if _client_gone(request):
             # A client that closed its connection while waiting gets no token lookup, no answer
             # and no count: thousands of them would otherwise each cost a query on the next
-            # publish and show up as downloads that never happened. 499 (nginx's "client
-            # closed request") is what the access log shows; nothing is sent.
-            return web.Response(status=499)
+            # publish and show up as downloads that never happened.
+            raise ClientGoneError("the client closed the connection during a long poll")
         # The caller was authenticated before the wait, which can last a minute: a token
         # revoked meanwhile must not receive what was published meanwhile.
         await plane.tokens.authenticate(bearer_token(request.headers.get("Authorization")))

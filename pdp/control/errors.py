@@ -8,7 +8,7 @@ codes in ``grpc_errors`` — nowhere else.
     ├── PermissionDeniedError    the token's role may not do this         403 / PERMISSION_DENIED
     ├── RequestError             bad input, with the offending fields      400 / INVALID_ARGUMENT
     │   └── BodyTooLargeError    the request body is over the size limit   413 / INVALID_ARGUMENT
-    ├── ClientGoneError          the client hung up before its body came   499, never sent (HTTP)
+    ├── ClientGoneError          the client hung up before its answer      499, never sent (HTTP)
     ├── NotFoundError            no such policy, document, bundle, token   404 / NOT_FOUND
     ├── AlreadyExistsError       a policy with this id exists              409 / ALREADY_EXISTS
     ├── VersionConflictError     If-Match names a stale version            409 / ABORTED
@@ -50,10 +50,12 @@ class BodyTooLargeError(RequestError):
 
 
 class ClientGoneError(ControlError):
-    """The HTTP client closed its connection while its request body was being read.
+    """The HTTP client closed its connection before it was answered: while its body was being
+    read, or during a long poll.
 
     Nobody is left to answer; it is the client's doing, not the database's (the
-    ``ConnectionResetError`` behind it is an ``OSError``, like a lost PostgreSQL connection).
+    ``ConnectionResetError`` behind a mid-body hang-up is an ``OSError``, like a lost PostgreSQL
+    connection).
     """
 
 

@@ -58,14 +58,18 @@ def json_error(status: int, code: str, message: str, **extra: Any) -> web.Respon
     return answer
 
 
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's "client closed request": the status of a request whose client hung up (never sent)."""
+
+
 def response_for(exc: BaseException) -> web.Response:
     """The HTTP answer for `exc`."""
     if isinstance(exc, ClientGoneError):
         # Nothing to answer and nothing wrong here: not a warning, and not the 503 of a lost
-        # database connection (both surface as ConnectionResetError). 499 is nginx's "client
-        # closed request", for the access log; the write that follows finds no connection.
+        # database connection (both surface as ConnectionResetError). The status is for the
+        # access log; the write that follows finds no connection.
         log.debug("client gone while serving a request: %s", exc)
-        return web.Response(status=499)
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
     if isinstance(exc, ControlError):
         for kind, status, code in _STATUS:
             if isinstance(exc, kind):
