@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -90,11 +90,14 @@ def _finite(text: str) -> float:
     return number
 
 
-def load_json(raw: bytes, *, file: str, reason: str) -> Any:
+def load_json(raw: bytes, *, file: str, reason: str,
+              object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
     """Parse a JSON file (RFC 8259: no NaN or Infinity, no number that overflows a double, as
-    the sidecar's HTTP API reads), refusing it with ``reason`` and the parser's message."""
+    the sidecar's HTTP API reads), refusing it with ``reason`` and the parser's message (a
+    ``ValueError`` raised by ``object_pairs_hook`` included)."""
     try:
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite,
+                          object_pairs_hook=object_pairs_hook)
     except (ValueError, RecursionError) as exc:
         raise ContentError(reason, f"{file}: not valid JSON ({exc})", file=file) from exc
 
